@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install the Debian packages chat-fcgi needs to build, test and run.
+# Works as root or as a user with sudo; installs only what is missing.
+set -euo pipefail
+
+PACKAGES=(
+	build-essential autoconf automake libtool pkg-config
+	libfcgi-dev libpq-dev libjson-c-dev libscrypt-dev check libssl-dev
+	lighttpd postgresql postgresql-contrib openssl curl jq ca-certificates
+	clang-format cppcheck valgrind wrk
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+echo "installing: ${missing[*]}" >&2
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+# policy-rc.d keeps the packaged PostgreSQL and lighttpd services from
+# starting: we run our own instances on our own ports.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+	$SUDO chmod 755 /usr/sbin/policy-rc.d
+	trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"

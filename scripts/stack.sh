@@ -1,0 +1,183 @@
+# shellcheck shell=bash
+# The local stack, shared by scripts/dev.sh and the end-to-end tests:
+# PostgreSQL with TLS (a CA and a server certificate made on the spot) and
+# lighttpd spawning chat-fcgi workers from the top-level lighttpd.conf.
+#
+# Source it, then call the stack_* functions.  Everything lives under
+# $STACK_DIR.  PostgreSQL refuses to run as root, so when we are root its
+# files belong to the "postgres" user (from the postgresql package) and its
+# commands run through runuser.
+
+STACK_SRCDIR=${STACK_SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+
+# Passwords of the two database roles: long and random (TEST/PROD rules).
+stack_random() { openssl rand -hex 24; }
+
+as_pg() {
+	if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# A TCP port nobody listens on, from the ephemeral-free range.
+stack_free_port() {
+	local p
+	for _ in $(seq 1 200); do
+		p=$((20000 + RANDOM % 20000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+stack_wait_port() { # PORT SECONDS
+	local i
+	for i in $(seq 1 $(($2 * 10))); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# stack_pg_init: a fresh cluster in $STACK_DIR/pg with TLS, roles and a
+# database.  Sets PG_PORT (if unset), PG_OWNER_PASSWORD, PG_APP_PASSWORD.
+stack_pg_init() {
+	local d=$STACK_DIR/pg
+	PG_PORT=${PG_PORT:-$(stack_free_port)}
+	mkdir -p "$d/sock" "$STACK_DIR/secrets"
+	chmod 755 "$STACK_DIR" "$d"
+
+	# TLS: a throw-away CA and a server certificate for 127.0.0.1/localhost,
+	# so clients can use sslmode=verify-full.
+	openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=chat-fcgi test CA" \
+		-keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+		-keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
+	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$d/san.ext"
+	openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+		-CAcreateserial -days 30 -extfile "$d/san.ext" -out "$d/server.crt" 2>/dev/null
+	chmod 600 "$d/server.key" "$d/ca.key"
+	chmod 644 "$d/ca.crt" "$d/server.crt"
+	if [ "$(id -u)" -eq 0 ]; then chown -R postgres: "$d"; fi
+
+	as_pg "$PGBIN/initdb" -D "$d/data" -U postgres --auth-local=trust \
+		--auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$d/initdb.log" 2>&1 ||
+		{ cat "$d/initdb.log" >&2; return 1; }
+	as_pg tee -a "$d/data/postgresql.conf" >/dev/null <<CONF
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$d/sock'
+ssl = on
+ssl_cert_file = '$d/server.crt'
+ssl_key_file = '$d/server.key'
+ssl_ca_file = '$d/ca.crt'
+ssl_min_protocol_version = 'TLSv1.2'
+password_encryption = 'scram-sha-256'
+max_connections = 100
+${STACK_PG_EXTRA:-}
+CONF
+	# Plain "host" lines too: a test turns ssl off to prove the worker
+	# refuses an unencrypted server in TEST/PROD.
+	as_pg tee "$d/data/pg_hba.conf" >/dev/null <<HBA
+local all all trust
+hostssl all all 127.0.0.1/32 scram-sha-256
+host all all 127.0.0.1/32 scram-sha-256
+HBA
+	stack_pg_start || return 1
+
+	PG_OWNER_PASSWORD=$(stack_random)
+	PG_APP_PASSWORD=$(stack_random)
+	stack_psql postgres -v owner_pw="$PG_OWNER_PASSWORD" -v app_pw="$PG_APP_PASSWORD" <<'SQL' >/dev/null
+CREATE ROLE chat_owner LOGIN PASSWORD :'owner_pw';
+CREATE ROLE chat_app LOGIN PASSWORD :'app_pw';
+CREATE DATABASE chat OWNER chat_owner;
+SQL
+	printf '%s' "$PG_OWNER_PASSWORD" >"$STACK_DIR/secrets/pg_owner_password"
+	printf '%s' "$PG_APP_PASSWORD" >"$STACK_DIR/secrets/pg_app_password"
+	chmod 600 "$STACK_DIR"/secrets/*
+}
+
+stack_pg_start() {
+	as_pg "$PGBIN/pg_ctl" -D "$STACK_DIR/pg/data" -l "$STACK_DIR/pg/server.log" -w -t 30 \
+		start >/dev/null || { tail -n 20 "$STACK_DIR/pg/server.log" >&2; return 1; }
+}
+
+stack_pg_stop() {
+	[ -d "$STACK_DIR/pg/data" ] || return 0
+	as_pg "$PGBIN/pg_ctl" -D "$STACK_DIR/pg/data" -m fast -w -t 30 stop >/dev/null 2>&1 || true
+}
+
+# stack_pg_set NAME VALUE: change a reloadable setting (e.g. ssl) and reload.
+stack_pg_set() {
+	stack_psql postgres -c "ALTER SYSTEM SET $1 = '$2'" >/dev/null &&
+		stack_psql postgres -c "SELECT pg_reload_conf()" >/dev/null
+}
+
+# stack_psql DB [psql args...]: superuser psql over the private socket.
+stack_psql() {
+	local db=$1
+	shift
+	as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$STACK_DIR/pg/sock" -p "$PG_PORT" -U postgres \
+		-d "$db" "$@"
+}
+
+# The environment a worker (or chat-admin) gets: APP_MODE=TEST, TLS with
+# verify-full against our CA, secrets by *_FILE.  ROLE is chat_app or
+# chat_owner.
+stack_env() { # ROLE
+	local role=${1:-chat_app} pwfile
+	[ "$role" = chat_owner ] && pwfile=pg_owner_password || pwfile=pg_app_password
+	if [ ! -f "$STACK_DIR/secrets/secret_key" ]; then
+		openssl rand -hex 32 >"$STACK_DIR/secrets/secret_key"
+		chmod 600 "$STACK_DIR/secrets/secret_key"
+	fi
+	export APP_MODE=${APP_MODE:-TEST}
+	export SECRET_KEY_FILE=$STACK_DIR/secrets/secret_key
+	export POSTGRES_HOST=localhost POSTGRES_PORT=$PG_PORT POSTGRES_DB=chat POSTGRES_USER=$role
+	export POSTGRES_PASSWORD_FILE=$STACK_DIR/secrets/$pwfile
+	export POSTGRES_SSLMODE=verify-full POSTGRES_SSLROOTCERT=$STACK_DIR/pg/ca.crt
+	unset SECRET_KEY POSTGRES_PASSWORD DATABASE_URL DATABASE_URL_FILE
+}
+
+# stack_migrate BUILDDIR: apply sql/ as the owner, then grant DML to chat_app.
+stack_migrate() {
+	(
+		stack_env chat_owner
+		"$1/chat-admin" migrate "$STACK_SRCDIR/sql"
+	) || return 1
+	as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$STACK_DIR/pg/sock" -p "$PG_PORT" -U chat_owner \
+		-d chat -v worker=chat_app -f "$STACK_SRCDIR/scripts/grant-worker-role.sql" >/dev/null
+}
+
+# stack_lighttpd_start BUILDDIR PORT WORKERS: lighttpd in the background from
+# the top-level template with our var.* values; the workers inherit the
+# current environment (see stack_env).  Its stderr (and so the workers' log
+# lines) goes to $STACK_DIR/lighttpd.log.
+stack_lighttpd_start() {
+	local build=$1 port=$2 workers=$3 user=""
+	mkdir -p "$STACK_DIR/run"
+	[ "$(id -u)" -eq 0 ] && user=""
+	sed -e "s|^var.chat_port .*|var.chat_port    = $port|" \
+		-e "s|^var.chat_workers .*|var.chat_workers = $workers|" \
+		-e "s|^var.chat_bin .*|var.chat_bin     = \"$build/chat-fcgi\"|" \
+		-e "s|^var.chat_state .*|var.chat_state   = \"$STACK_DIR/run\"|" \
+		-e "s|^var.chat_user .*|var.chat_user    = \"$user\"|" \
+		"$STACK_SRCDIR/lighttpd.conf" >"$STACK_DIR/lighttpd.conf"
+	lighttpd -tt -f "$STACK_DIR/lighttpd.conf" >/dev/null || return 1
+	lighttpd -D -f "$STACK_DIR/lighttpd.conf" 2>>"$STACK_DIR/lighttpd.log" &
+	LIGHTTPD_PID=$!
+	stack_wait_port "$port" 20 || { cat "$STACK_DIR/lighttpd.log" >&2; return 1; }
+}
+
+stack_lighttpd_stop() {
+	[ -n "${LIGHTTPD_PID:-}" ] || return 0
+	kill "$LIGHTTPD_PID" 2>/dev/null || true
+	wait "$LIGHTTPD_PID" 2>/dev/null || true
+	LIGHTTPD_PID=
+}
+
+# Worker pids under the running lighttpd.
+stack_worker_pids() {
+	pgrep -P "$LIGHTTPD_PID" -f chat-fcgi || true
+}

@@ -1,0 +1,247 @@
+/*
+ * chat-admin: operator commands that run beside the workers.
+ *
+ *   chat-admin check-config     validate the environment, print every problem
+ *   chat-admin migrate [DIR]    apply pending sql/NNN_*.sql migrations
+ *
+ * migrate takes a session-level advisory lock so two deploys cannot migrate
+ * at once, applies each pending file in its own transaction together with
+ * its row in schema_migrations, and stops at the first failure.  Run it as
+ * the owner role; workers use a DML-only role.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "config.h"
+#include "db.h"
+
+#ifndef CHAT_SQL_DIR
+#define CHAT_SQL_DIR "sql"
+#endif
+
+/* pg_advisory_lock key: "chatfcgi" read as a number, unique to us. */
+#define MIGRATE_LOCK_SQL "SELECT pg_advisory_lock(7161349163806263657)"
+
+extern char **environ;
+
+static int usage(void)
+{
+	fputs("usage: chat-admin check-config\n"
+	      "       chat-admin migrate [DIR]   (default " CHAT_SQL_DIR ")\n",
+	      stderr);
+	return 64;
+}
+
+static int load_config(struct config *cfg, bool print_all)
+{
+	struct config_problems problems = {0};
+
+	if (config_load(cfg, environ, &problems) == 0)
+		return 0;
+	for (size_t i = 0; i < problems.count && (print_all || i == 0); i++)
+		fprintf(stderr, "config: %s\n", problems.lines[i]);
+	if (!print_all && problems.count > 1)
+		fprintf(stderr, "config: ... %zu problems in all (chat-admin check-config)\n",
+			problems.count);
+	config_problems_free(&problems);
+	return -1;
+}
+
+static int cmd_check_config(void)
+{
+	struct config cfg;
+	int rc = 0;
+
+	if (load_config(&cfg, true) != 0)
+		rc = CONFIG_EXIT_STATUS;
+	else
+		printf("configuration is valid (APP_MODE=%s, sslmode=%s)\n",
+		       config_mode_name(cfg.mode), cfg.pg_sslmode);
+	config_free(&cfg);
+	return rc;
+}
+
+static bool migration_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n > 8 && name[0] >= '0' && name[0] <= '9' && name[1] >= '0' && name[1] <= '9' &&
+	       name[2] >= '0' && name[2] <= '9' && name[3] == '_' && strcmp(name + n - 4, ".sql") == 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mem;
+	char chunk[8192];
+	size_t n;
+
+	if (!f)
+		return NULL;
+	mem = open_memstream(&buf, &len);
+	while (mem && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		fwrite(chunk, 1, n, mem);
+	fclose(f);
+	if (!mem || fclose(mem) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static bool command_ok(PGconn *c, const char *sql, const char *what)
+{
+	PGresult *r = PQexec(c, sql);
+	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+
+	if (!ok)
+		fprintf(stderr, "migrate: %s: %s", what, PQresultErrorMessage(r));
+	PQclear(r);
+	return ok;
+}
+
+static int apply_one(PGconn *c, const char *dir, const char *name, bool *applied)
+{
+	const char *version[1] = {name};
+	char path[4096];
+	char *sql;
+	PGresult *r;
+	bool done;
+
+	r = PQexecParams(c, "SELECT 1 FROM chat.schema_migrations WHERE version = $1", 1, NULL,
+			 version, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "migrate: %s: %s", name, PQresultErrorMessage(r));
+		PQclear(r);
+		return -1;
+	}
+	done = PQntuples(r) == 1;
+	PQclear(r);
+	*applied = false;
+	if (done)
+		return 0;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	sql = read_file(path);
+	if (!sql) {
+		fprintf(stderr, "migrate: cannot read %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	/* The file and its schema_migrations row commit together or not at all.
+	 * Migration files are ours, shipped with the release: never input. */
+	if (!command_ok(c, "BEGIN", name) || !command_ok(c, sql, name)) {
+		free(sql);
+		command_ok(c, "ROLLBACK", "rollback");
+		return -1;
+	}
+	free(sql);
+	r = PQexecParams(c, "INSERT INTO chat.schema_migrations (version) VALUES ($1)", 1, NULL,
+			 version, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		fprintf(stderr, "migrate: %s: %s", name, PQresultErrorMessage(r));
+		PQclear(r);
+		command_ok(c, "ROLLBACK", "rollback");
+		return -1;
+	}
+	PQclear(r);
+	if (!command_ok(c, "COMMIT", name))
+		return -1;
+	*applied = true;
+	return 0;
+}
+
+static int cmd_migrate(const char *dir)
+{
+	struct config cfg;
+	const char *keys[16], *values[16];
+	char timeout[16], options[128];
+	char **names = NULL;
+	size_t count = 0, applied_count = 0;
+	struct dirent *de;
+	PGconn *c = NULL;
+	DIR *d;
+	int rc = 1;
+
+	if (load_config(&cfg, false) != 0)
+		return CONFIG_EXIT_STATUS;
+	d = opendir(dir);
+	if (!d) {
+		fprintf(stderr, "migrate: cannot open %s: %s\n", dir, strerror(errno));
+		goto out;
+	}
+	while ((de = readdir(d))) {
+		char **grown;
+		if (!migration_name(de->d_name))
+			continue;
+		grown = realloc(names, (count + 1) * sizeof *names);
+		if (!grown)
+			break;
+		names = grown;
+		names[count++] = strdup(de->d_name);
+	}
+	closedir(d);
+	qsort(names, count, sizeof *names, by_name);
+
+	db_conninfo(&cfg, keys, values, 16, timeout, options);
+	c = PQconnectdbParams(keys, values, 1);
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "migrate: cannot connect: %s", PQerrorMessage(c));
+		goto out;
+	}
+	/* DDL may legitimately run longer than a request may wait. */
+	if (!command_ok(c, "SET statement_timeout = 0", "settings") ||
+	    !command_ok(c, MIGRATE_LOCK_SQL, "advisory lock") ||
+	    !command_ok(c, "CREATE SCHEMA IF NOT EXISTS chat", "schema") ||
+	    !command_ok(c,
+			"CREATE TABLE IF NOT EXISTS chat.schema_migrations ("
+			" version text PRIMARY KEY,"
+			" applied_at timestamptz NOT NULL DEFAULT now())",
+			"schema_migrations"))
+		goto out;
+	for (size_t i = 0; i < count; i++) {
+		bool applied;
+		if (apply_one(c, dir, names[i], &applied) != 0) {
+			fprintf(stderr, "migrate: stopped at %s; nothing of it was applied\n",
+				names[i]);
+			goto out;
+		}
+		if (applied) {
+			printf("applied %s\n", names[i]);
+			applied_count++;
+		}
+	}
+	printf("migrations: %zu applied, %zu already present\n", applied_count,
+	       count - applied_count);
+	rc = 0;
+out:
+	if (c)
+		PQfinish(c); /* ends the session: releases the advisory lock */
+	for (size_t i = 0; i < count; i++)
+		free(names[i]);
+	free(names);
+	config_free(&cfg);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage();
+	if (strcmp(argv[1], "check-config") == 0 && argc == 2)
+		return cmd_check_config();
+	if (strcmp(argv[1], "migrate") == 0 && argc <= 3)
+		return cmd_migrate(argc == 3 ? argv[2] : CHAT_SQL_DIR);
+	return usage();
+}

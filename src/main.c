@@ -1,0 +1,136 @@
+/*
+ * chat-fcgi: one prefork FastCGI worker.
+ *
+ * The web server (lighttpd bin-path + max-procs, Apache mod_fcgid, or
+ * spawn-fcgi) starts N copies of this program with the listening socket on
+ * fd 0.  Each copy validates its configuration, then serves one request at a
+ * time until the server asks it to stop (SIGTERM/SIGUSR1 via libfcgi).
+ * The database connection is opened lazily, after the fork, never before.
+ */
+#include <fcgiapp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "config.h"
+#include "health.h"
+#include "log.h"
+#include "worker.h"
+
+extern char **environ;
+
+static ssize_t fcgi_read(void *ctx, char *buf, size_t n)
+{
+	int want = n > 65536 ? 65536 : (int)n;
+	int got = FCGX_GetStr(buf, want, (FCGX_Stream *)ctx);
+
+	if (got < 0)
+		return -1;
+	return got;
+}
+
+static void serve_one(struct worker *w, FCGX_Request *fr)
+{
+	struct request req;
+	struct response res;
+	uint64_t started = db_now_ns();
+	char *out = NULL;
+	size_t out_len = 0;
+
+	http_response_init(&res);
+	if (http_request_init(&req, fr->envp) != 0)
+		http_error(&res, 500, "internal", "internal error", NULL);
+	else
+		worker_handle(w, &req, &res, fcgi_read, fr->in);
+	if (http_format_response(&req, &res, &out, &out_len) == 0) {
+		FCGX_PutStr(out, (int)out_len, fr->out);
+		free(out);
+	}
+	log_request(&req, res.status, db_now_ns() - started);
+	http_response_free(&res);
+	http_request_free(&req);
+}
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	FCGX_ShutdownPending(); /* sets a flag: async-signal-safe */
+}
+
+/* SIGTERM finishes the request in flight, then FCGX_Accept_r returns < 0.
+ * No SA_RESTART, so a worker idle in accept() wakes up and leaves. */
+static void install_stop_handler(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+}
+
+static int register_statements(struct worker *w)
+{
+	size_t n;
+	const struct db_statement *s;
+
+	s = health_statements(&n);
+	if (db_add_statements(&w->db, s, n) != 0)
+		return -1;
+	s = auth_statements(&n);
+	if (db_add_statements(&w->db, s, n) != 0)
+		return -1;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct worker w; /* the one per-process context */
+	struct config_problems problems = {0};
+	FCGX_Request fr;
+
+	(void)argv;
+	/* First: FCGX_Init installs the SIGPIPE handler a vanished client
+	 * would otherwise kill us with (lighttpd resets it to SIG_DFL). */
+	if (FCGX_Init() != 0) {
+		fputs("{\"level\":\"error\",\"event\":\"start\",\"msg\":\"FCGX_Init failed\"}\n", stderr);
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	install_stop_handler();
+	if (argc > 1 || FCGX_IsCGI()) {
+		fputs("chat-fcgi: a FastCGI worker; start it from lighttpd, mod_fcgid or spawn-fcgi "
+		      "(see README.md). To check the configuration: chat-admin check-config\n",
+		      stderr);
+		return 64;
+	}
+
+	if (config_load(&w.cfg, environ, &problems) != 0) {
+		log_event(LOG_LEVEL_ERROR, "config", "%s%s", problems.lines[0],
+			  problems.count > 1 ? " (and more: run chat-admin check-config)" : "");
+		config_problems_free(&problems);
+		config_free(&w.cfg);
+		return CONFIG_EXIT_STATUS;
+	}
+	log_set_threshold(w.cfg.log_level);
+	db_init(&w.db, &w.cfg);
+	if (register_statements(&w) != 0 || auth_init(&w) != 0) {
+		log_event(LOG_LEVEL_ERROR, "start", "initialisation failed");
+		return 1;
+	}
+	log_event(LOG_LEVEL_INFO, "start", "worker ready (mode %s)", config_mode_name(w.cfg.mode));
+
+	FCGX_InitRequest(&fr, 0, 0);
+	while (FCGX_Accept_r(&fr) >= 0) {
+		serve_one(&w, &fr);
+		FCGX_Finish_r(&fr);
+	}
+	log_event(LOG_LEVEL_INFO, "stop", "worker stopping");
+	db_close(&w.db);
+	config_free(&w.cfg);
+	return 0;
+}

@@ -1,0 +1,45 @@
+/*
+ * reply: shared error answers.  Details are fixed strings: nothing from the
+ * database or the request is echoed back.
+ */
+#include "reply.h"
+
+/* Long enough for a reconnect with back-off, short enough to be retried. */
+#define DB_RETRY_AFTER_S 1
+
+void reply_db_error(struct response *res, enum db_status st)
+{
+	if (st == DB_UNAVAILABLE) {
+		http_error(res, 503, "database_unavailable",
+			   "the database is unreachable; retry shortly", NULL);
+		http_add_header(res, "Retry-After", "%d", DB_RETRY_AFTER_S);
+		return;
+	}
+	reply_internal(res);
+}
+
+void reply_unauthorized(struct response *res, const char *detail)
+{
+	http_error(res, 401, "unauthorized", detail, NULL);
+	http_add_header(res, "WWW-Authenticate", "Bearer");
+}
+
+void reply_not_found(struct response *res)
+{
+	http_error(res, 404, "not_found", "no such resource", NULL);
+}
+
+void reply_internal(struct response *res)
+{
+	http_error(res, 500, "internal", "internal error", NULL);
+}
+
+void reply_validation(struct response *res, const char *field, const char *detail)
+{
+	http_error(res, 422, "validation_failed", detail, field);
+}
+
+void reply_bad_request(struct response *res, const char *detail, const char *field)
+{
+	http_error(res, 400, "bad_request", detail, field);
+}

@@ -1,0 +1,95 @@
+/*
+ * router: the route table and path matching.  The table is the API at a
+ * glance; keep it in the order of SPEC §2.
+ */
+#include "router.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "auth.h"
+#include "health.h"
+
+static const struct route routes[] = {
+	{"GET", "/healthz", health_healthz, ROUTE_BODY_NONE, false, ROUTE_LIMIT_NONE, "healthz"},
+	{"GET", "/readyz", health_readyz, ROUTE_BODY_NONE, false, ROUTE_LIMIT_NONE, "readyz"},
+
+	{"POST", "/auth/register", auth_register, ROUTE_BODY_JSON, false, ROUTE_LIMIT_AUTH,
+	 "auth_register"},
+	{"POST", "/auth/login", auth_login, ROUTE_BODY_JSON_OR_FORM, false, ROUTE_LIMIT_AUTH,
+	 "auth_login"},
+	{"POST", "/auth/logout", auth_logout, ROUTE_BODY_NONE, true, ROUTE_LIMIT_NONE,
+	 "auth_logout"},
+	{"GET", "/auth/me", auth_me, ROUTE_BODY_NONE, true, ROUTE_LIMIT_READ, "auth_me"},
+	{"POST", "/auth/password", auth_password, ROUTE_BODY_JSON, true, ROUTE_LIMIT_AUTH,
+	 "auth_password"},
+};
+
+/* Parse a positive decimal int64 with no sign and no leading zero. */
+static int parse_id(const char *s, size_t n, int64_t *out)
+{
+	int64_t v = 0;
+
+	if (n == 0 || n > 19 || s[0] == '0')
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		if (v > (INT64_MAX - (s[i] - '0')) / 10)
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+static bool path_matches(const char *pattern, const char *path, int64_t ids[HTTP_MAX_PATH_IDS])
+{
+	int nids = 0;
+
+	while (*pattern && *path) {
+		if (strncmp(pattern, "{id}", 4) == 0) {
+			size_t n = strcspn(path, "/");
+			if (nids == HTTP_MAX_PATH_IDS || parse_id(path, n, &ids[nids]) != 0)
+				return false;
+			nids++;
+			pattern += 4;
+			path += n;
+			continue;
+		}
+		if (*pattern != *path)
+			return false;
+		pattern++;
+		path++;
+	}
+	return *pattern == '\0' && *path == '\0';
+}
+
+enum router_result router_match(const char *method, const char *path, const struct route **route,
+				int64_t ids[HTTP_MAX_PATH_IDS], char *allow, size_t allow_len)
+{
+	bool path_known = false;
+	size_t used = 0;
+
+	if (allow_len)
+		allow[0] = '\0';
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		int64_t tmp[HTTP_MAX_PATH_IDS] = {0};
+
+		if (!path_matches(routes[i].pattern, path, tmp))
+			continue;
+		if (strcmp(routes[i].method, method) == 0) {
+			*route = &routes[i];
+			memcpy(ids, tmp, sizeof tmp);
+			return ROUTER_FOUND;
+		}
+		path_known = true;
+		if (allow_len > used) {
+			int n = snprintf(allow + used, allow_len - used, "%s%s", used ? ", " : "",
+					 routes[i].method);
+			if (n > 0)
+				used += (size_t)n;
+		}
+	}
+	return path_known ? ROUTER_METHOD_NOT_ALLOWED : ROUTER_NOT_FOUND;
+}

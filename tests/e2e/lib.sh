@@ -1,0 +1,129 @@
+# shellcheck shell=bash
+# End-to-end test helpers: a private PostgreSQL (TLS) and lighttpd with
+# chat-fcgi workers on free ports in a temporary directory, torn down on
+# exit whatever happens, plus curl/jq assertions.
+#
+# Usage in a test script:
+#   . "$(dirname "$0")/lib.sh"
+#   e2e_start 4                  # workers
+#   req GET /healthz; expect_status 200
+#   e2e_finish                   # prints "N passed, N failed", sets exit code
+
+set -uo pipefail
+
+E2E_SRCDIR=${CHAT_SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+E2E_BUILDDIR=${CHAT_BUILDDIR:-$E2E_SRCDIR}
+STACK_SRCDIR=$E2E_SRCDIR
+# shellcheck source=../../scripts/stack.sh
+. "$E2E_SRCDIR/scripts/stack.sh"
+
+STACK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/chat-e2e.XXXXXX")
+# Tests need speed, not durability across power loss.
+STACK_PG_EXTRA="fsync = off
+synchronous_commit = on
+full_page_writes = off"
+E2E_PASSED=0
+E2E_FAILED=0
+E2E_NAME=$(basename "$0" .sh)
+
+e2e_cleanup() {
+	stack_lighttpd_stop
+	stack_pg_stop
+	if [ "$E2E_FAILED" -gt 0 ] || [ -n "${E2E_KEEP:-}" ]; then
+		echo "# logs kept in $STACK_DIR" >&2
+		tail -n 30 "$STACK_DIR/lighttpd.log" 2>/dev/null | sed 's/^/# lighttpd: /' >&2
+	else
+		rm -rf "$STACK_DIR"
+	fi
+}
+trap e2e_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# e2e_start WORKERS: database, migrations, lighttpd.  Extra worker settings
+# come from the caller's environment (exported before the call).
+e2e_start() {
+	local workers=${1:-4}
+	for tool in curl jq lighttpd openssl; do
+		command -v "$tool" >/dev/null || { echo "Bail out! $tool is missing (scripts/install-deps.sh)"; exit 99; }
+	done
+	stack_pg_init || { echo "Bail out! PostgreSQL did not start"; exit 99; }
+	stack_migrate "$E2E_BUILDDIR" >/dev/null || { echo "Bail out! migrations failed"; exit 99; }
+	stack_env chat_app
+	export SCRYPT_N=${SCRYPT_N:-10} SCRYPT_R=${SCRYPT_R:-8} SCRYPT_P=${SCRYPT_P:-1}
+	e2e_lighttpd "$workers"
+}
+
+# (Re)start lighttpd with WORKERS workers and the current environment.
+e2e_lighttpd() {
+	stack_lighttpd_stop
+	HTTP_PORT=$(stack_free_port)
+	BASE=http://127.0.0.1:$HTTP_PORT
+	stack_lighttpd_start "$E2E_BUILDDIR" "$HTTP_PORT" "${1:-4}" || { echo "Bail out! lighttpd did not start"; exit 99; }
+	# Workers start lazily; wait until one answers.
+	for _ in $(seq 1 50); do
+		curl -s -o /dev/null "$BASE/healthz" && return 0
+		sleep 0.1
+	done
+	echo "Bail out! no worker answers"
+	exit 99
+}
+
+# req METHOD PATH [curl args...]: sets STATUS, BODY and HDRS (a file).
+HDRS=$STACK_DIR/headers
+req() {
+	local method=$1 path=$2
+	shift 2
+	BODY=$(curl -s -S -X "$method" -D "$HDRS" -o - -w '\n%{http_code}' --max-time 20 "$@" "$BASE$path")
+	STATUS=${BODY##*$'\n'}
+	BODY=${BODY%$'\n'*}
+}
+
+# json METHOD PATH JSON [curl args...]
+json() {
+	local method=$1 path=$2 data=$3
+	shift 3
+	req "$method" "$path" -H 'Content-Type: application/json' --data-binary "$data" "$@"
+}
+
+header() { # NAME: value of a response header (case-insensitive), CR stripped
+	grep -i "^$1:" "$HDRS" | head -n 1 | cut -d: -f2- | sed 's/^ *//; s/\r$//'
+}
+
+pass() {
+	E2E_PASSED=$((E2E_PASSED + 1))
+	echo "ok - $1"
+}
+fail() {
+	E2E_FAILED=$((E2E_FAILED + 1))
+	echo "not ok - $1"
+	[ -n "${2:-}" ] && echo "#   $2"
+	return 0
+}
+
+# check DESCRIPTION COMMAND...: passes when the command succeeds.
+check() {
+	local desc=$1
+	shift
+	if "$@"; then pass "$desc"; else fail "$desc" "status=$STATUS body=${BODY:0:300}"; fi
+}
+
+is_status() { [ "$STATUS" = "$1" ]; }
+is_json() { [ "$(printf '%s' "$BODY" | jq -r "$1" 2>/dev/null)" = "$2" ]; }
+is_error() { # STATUS CODE: status and error envelope with that code
+	[ "$STATUS" = "$1" ] && is_json .error "$2" && [ "$(printf '%s' "$BODY" | jq -r '.detail|type')" = string ]
+}
+has_header() { # NAME VALUE
+	[ "$(header "$1")" = "$2" ]
+}
+
+# The next request is still served (the worker survived whatever came before).
+still_serving() {
+	req GET /healthz
+	is_status 200 && is_json .status ok
+}
+
+e2e_finish() {
+	echo "$E2E_PASSED passed, $E2E_FAILED failed"
+	[ "$E2E_FAILED" -eq 0 ]
+	exit $?
+}
