@@ -202,6 +202,7 @@ static int cmd_migrate(const char *dir)
 	}
 	/* DDL may legitimately run longer than a request may wait. */
 	if (!command_ok(c, "SET statement_timeout = 0", "settings") ||
+	    !command_ok(c, "SET client_min_messages = warning", "settings") ||
 	    !command_ok(c, MIGRATE_LOCK_SQL, "advisory lock") ||
 	    !command_ok(c, "CREATE SCHEMA IF NOT EXISTS chat", "schema") ||
 	    !command_ok(c,

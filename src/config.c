@@ -586,12 +586,13 @@ static long long load_int(struct loader *ld, const char *name, long long def, lo
                           long long max)
 {
 	const char *v = env_get(ld->envp, name);
-	char q[QUOTE_VALUE];
 	long long n;
 
 	if (!v)
 		return def;
 	if (!parse_decimal(v, min, max, &n)) {
+		char q[QUOTE_VALUE];
+
 		add_problem(ld, "%s: must be an integer in %lld..%lld, got %s", name, min, max,
 		            quote(v, q, sizeof(q)));
 		return def;
@@ -776,15 +777,17 @@ static bool parse_rate(const char *s, struct rate_policy *out)
 static void load_rate(struct loader *ld, const char *name, const char *def, struct rate_policy *out)
 {
 	const char *v = env_get(ld->envp, name);
-	char q[QUOTE_VALUE];
 
 	if (v && parse_rate(v, out))
 		return;
-	if (v)
+	if (v) {
+		char q[QUOTE_VALUE];
+
 		add_problem(ld,
 		            "%s: must be N/second, N/minute, N/hour or N/day with N in 1..1000000, "
 		            "or off, got %s",
 		            name, quote(v, q, sizeof(q)));
+	}
 	parse_rate(def, out);
 }
 
@@ -792,7 +795,6 @@ static void load_rate_limits(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
 	const char *shm = env_get(ld->envp, "RATE_LIMIT_SHM");
-	char q[QUOTE_VALUE];
 
 	load_rate(ld, "RATE_LIMIT_AUTH", "5/minute", &cfg->rate_auth);
 	load_rate(ld, "RATE_LIMIT_CHAT", "5/minute", &cfg->rate_chat);
@@ -803,6 +805,8 @@ static void load_rate_limits(struct loader *ld)
 	/* shm_open(3): portable names are "/" followed by up to NAME_MAX
 	 * characters, none of them a slash. */
 	if (shm[0] != '/' || strlen(shm) < 2 || strlen(shm) > 200 || strchr(shm + 1, '/')) {
+		char q[QUOTE_VALUE];
+
 		add_problem(ld,
 		            "RATE_LIMIT_SHM: must be '/' followed by 1..199 characters without "
 		            "another '/', got %s",

@@ -102,21 +102,24 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	install_stop_handler();
-	if (argc > 1 || FCGX_IsCGI()) {
-		fputs("chat-fcgi: a FastCGI worker; start it from lighttpd, mod_fcgid or spawn-fcgi "
-		      "(see README.md). To check the configuration: chat-admin check-config\n",
-		      stderr);
-		return 64;
-	}
-
 	if (config_load(&w.cfg, environ, &problems) != 0) {
-		log_event(LOG_LEVEL_ERROR, "config", "%s%s", problems.lines[0],
+		log_event(LOG_LEVEL_ERROR, "config", "%s%s",
+			  problems.count ? problems.lines[0] : "configuration could not be loaded",
 			  problems.count > 1 ? " (and more: run chat-admin check-config)" : "");
 		config_problems_free(&problems);
 		config_free(&w.cfg);
 		return CONFIG_EXIT_STATUS;
 	}
 	log_set_threshold(w.cfg.log_level);
+	/* After the config check, so running the binary by hand validates the
+	 * environment it would serve with. */
+	if (argc > 1 || FCGX_IsCGI()) {
+		fputs("chat-fcgi: a FastCGI worker; start it from lighttpd, mod_fcgid or spawn-fcgi "
+		      "(see README.md). To check the configuration: chat-admin check-config\n",
+		      stderr);
+		config_free(&w.cfg);
+		return 64;
+	}
 	db_init(&w.db, &w.cfg);
 	if (register_statements(&w) != 0 || auth_init(&w) != 0) {
 		log_event(LOG_LEVEL_ERROR, "start", "initialisation failed");

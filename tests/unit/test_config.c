@@ -83,6 +83,10 @@ static bool same_name(const char *a, const char *b)
 	return n == name_len(b) && memcmp(a, b, n) == 0;
 }
 
+/* The sentinel typed as the variadic arguments are read: a bare NULL may be
+ * a plain int 0 on some platforms. */
+#define END ((const char *)NULL)
+
 /*
  * Loads base with overrides: "NAME=value" replaces or adds NAME, a bare
  * "NAME" removes it.  The list ends with NULL.
@@ -237,14 +241,14 @@ END_TEST
 
 START_TEST(valid_prod_and_test)
 {
-	assert_ok(load_env(prod_base, NULL));
+	assert_ok(load_env(prod_base, END));
 	ck_assert_int_eq(cfg.mode, APP_MODE_PROD);
 	ck_assert_str_eq(cfg.pg_sslmode, "require");
 	ck_assert_uint_eq(cfg.pg_password.len, strlen(GOOD_PW));
 	ck_assert_str_eq(cfg.pg_password.bytes, GOOD_PW);
 	ck_assert_str_eq(cfg.secret_key.bytes, GOOD_KEY);
 
-	assert_ok(load_env(test_base, NULL));
+	assert_ok(load_env(test_base, END));
 	ck_assert_int_eq(cfg.mode, APP_MODE_TEST);
 	ck_assert_str_eq(cfg.pg_sslmode, "require");
 }
@@ -255,38 +259,38 @@ START_TEST(app_mode)
 	static const char *const bad[] = {"prod", "PRODUCTION", "", "Dev", " PROD", "PROD\n"};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_problem(load_env(prod_base, var("APP_MODE", bad[i]), NULL), "APP_MODE",
+		assert_problem(load_env(prod_base, var("APP_MODE", bad[i]), END), "APP_MODE",
 		               "DEV, TEST or PROD");
 	/* An unknown mode is checked as PROD: a weak key is reported too. */
-	assert_problem(load_env(dev_base, "APP_MODE=prod", NULL), "SECRET_KEY", "32");
+	assert_problem(load_env(dev_base, "APP_MODE=prod", END), "SECRET_KEY", "32");
 
-	assert_ok(load_env(dev_base, "APP_MODE", NULL));
+	assert_ok(load_env(dev_base, "APP_MODE", END));
 	ck_assert_int_eq(cfg.mode, APP_MODE_DEV);
-	assert_ok(load_env(prod_base, "APP_MODE=TEST", NULL));
+	assert_ok(load_env(prod_base, "APP_MODE=TEST", END));
 	ck_assert_int_eq(cfg.mode, APP_MODE_TEST);
 }
 END_TEST
 
 START_TEST(secret_key_required)
 {
-	assert_problem(load_env(dev_base, "SECRET_KEY", NULL), "SECRET_KEY", "required");
-	assert_problem(load_env(dev_base, "SECRET_KEY=", NULL), "SECRET_KEY", "required");
-	assert_problem(load_env(prod_base, "SECRET_KEY", NULL), "SECRET_KEY", "required");
-	assert_ok(load_env(dev_base, NULL));
+	assert_problem(load_env(dev_base, "SECRET_KEY", END), "SECRET_KEY", "required");
+	assert_problem(load_env(dev_base, "SECRET_KEY=", END), "SECRET_KEY", "required");
+	assert_problem(load_env(prod_base, "SECRET_KEY", END), "SECRET_KEY", "required");
+	assert_ok(load_env(dev_base, END));
 }
 END_TEST
 
 START_TEST(secret_key_short)
 {
 	/* 31 bytes. */
-	assert_problem(load_env(prod_base, "SECRET_KEY=k7Qw9ZpL2xVb8NcR4mTf6HsJ1yGd3Ea", NULL),
+	assert_problem(load_env(prod_base, "SECRET_KEY=k7Qw9ZpL2xVb8NcR4mTf6HsJ1yGd3Ea", END),
 	               "SECRET_KEY", "32 bytes");
 	ck_assert_uint_eq(problems_about("SECRET_KEY", NULL), 1);
-	assert_problem(load_env(test_base, "SECRET_KEY=k7Qw9ZpL2xVb8NcR4mTf6HsJ1yGd3Ea", NULL),
+	assert_problem(load_env(test_base, "SECRET_KEY=k7Qw9ZpL2xVb8NcR4mTf6HsJ1yGd3Ea", END),
 	               "SECRET_KEY", "32 bytes");
-	assert_ok(load_env(prod_base, "SECRET_KEY=" GOOD_KEY, NULL));
+	assert_ok(load_env(prod_base, "SECRET_KEY=" GOOD_KEY, END));
 	/* DEV takes anything non-empty. */
-	assert_ok(load_env(dev_base, "SECRET_KEY=short", NULL));
+	assert_ok(load_env(dev_base, "SECRET_KEY=short", END));
 }
 END_TEST
 
@@ -303,30 +307,30 @@ START_TEST(secret_key_placeholder)
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_problem(load_env(prod_base, var("SECRET_KEY", bad[i]), NULL), "SECRET_KEY",
+		assert_problem(load_env(prod_base, var("SECRET_KEY", bad[i]), END), "SECRET_KEY",
 		               "placeholder");
 		ck_assert_msg(problems_about("SECRET_KEY", NULL) == 1, "more than one rule:%s",
 		              all_lines());
 	}
 	/* Exact placeholders, any case. */
-	assert_problem(load_env(test_base, "SECRET_KEY=SuperSecret", NULL), "SECRET_KEY",
+	assert_problem(load_env(test_base, "SECRET_KEY=SuperSecret", END), "SECRET_KEY",
 	               "placeholder");
-	assert_problem(load_env(test_base, "SECRET_KEY=secret", NULL), "SECRET_KEY", "placeholder");
-	assert_ok(load_env(dev_base, "SECRET_KEY=changeme", NULL));
+	assert_problem(load_env(test_base, "SECRET_KEY=secret", END), "SECRET_KEY", "placeholder");
+	assert_ok(load_env(dev_base, "SECRET_KEY=changeme", END));
 }
 END_TEST
 
 START_TEST(secret_key_variety)
 {
 	/* 32 x 'a'. */
-	assert_problem(load_env(prod_base, "SECRET_KEY=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", NULL),
+	assert_problem(load_env(prod_base, "SECRET_KEY=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", END),
 	               "SECRET_KEY", "distinct");
 	ck_assert_uint_eq(problems_about("SECRET_KEY", NULL), 1);
 	/* 9 distinct values, 36 bytes. */
-	assert_problem(load_env(prod_base, "SECRET_KEY=123456789123456789123456789123456789", NULL),
+	assert_problem(load_env(prod_base, "SECRET_KEY=123456789123456789123456789123456789", END),
 	               "SECRET_KEY", "10 distinct");
 	/* 10 distinct values, 40 bytes. */
-	assert_ok(load_env(prod_base, "SECRET_KEY=0123456789012345678901234567890123456789", NULL));
+	assert_ok(load_env(prod_base, "SECRET_KEY=0123456789012345678901234567890123456789", END));
 }
 END_TEST
 
@@ -339,7 +343,7 @@ START_TEST(secret_key_binary_from_file)
 		key[i] = (unsigned char)(i * 37);
 	key[5] = 0;
 	path = write_file("binary", key, sizeof(key));
-	assert_ok(load_env(prod_base, "SECRET_KEY", var("SECRET_KEY_FILE", path), NULL));
+	assert_ok(load_env(prod_base, "SECRET_KEY", var("SECRET_KEY_FILE", path), END));
 	ck_assert_uint_eq(cfg.secret_key.len, sizeof(key));
 	ck_assert_mem_eq(cfg.secret_key.bytes, key, sizeof(key));
 }
@@ -347,24 +351,23 @@ END_TEST
 
 START_TEST(secret_key_previous)
 {
-	assert_ok(load_env(prod_base, "SECRET_KEY_PREVIOUS=" GOOD_KEY2, NULL));
+	assert_ok(load_env(prod_base, "SECRET_KEY_PREVIOUS=" GOOD_KEY2, END));
 	ck_assert_str_eq(cfg.secret_key_previous.bytes, GOOD_KEY2);
 
-	assert_problem(load_env(prod_base, "SECRET_KEY_PREVIOUS=" GOOD_KEY, NULL),
+	assert_problem(load_env(prod_base, "SECRET_KEY_PREVIOUS=" GOOD_KEY, END),
 	               "SECRET_KEY_PREVIOUS", "differ");
-	assert_problem(load_env(dev_base, "SECRET_KEY_PREVIOUS=dev", NULL), "SECRET_KEY_PREVIOUS",
+	assert_problem(load_env(dev_base, "SECRET_KEY_PREVIOUS=dev", END), "SECRET_KEY_PREVIOUS",
 	               "differ");
-	assert_problem(load_env(prod_base, "SECRET_KEY_PREVIOUS=short", NULL),
-	               "SECRET_KEY_PREVIOUS", "32 bytes");
+	assert_problem(load_env(prod_base, "SECRET_KEY_PREVIOUS=short", END), "SECRET_KEY_PREVIOUS",
+	               "32 bytes");
 	assert_problem(
-	    load_env(prod_base, "SECRET_KEY_PREVIOUS=changeme-k7Qw9ZpL2xVb8NcR4mTf6HsJ1yGd", NULL),
+	    load_env(prod_base, "SECRET_KEY_PREVIOUS=changeme-k7Qw9ZpL2xVb8NcR4mTf6HsJ1yGd", END),
 	    "SECRET_KEY_PREVIOUS", "placeholder");
-	assert_problem(load_env(prod_base, "SECRET_KEY_PREVIOUS=", NULL), "SECRET_KEY_PREVIOUS",
+	assert_problem(load_env(prod_base, "SECRET_KEY_PREVIOUS=", END), "SECRET_KEY_PREVIOUS",
 	               "empty");
 	/* Same length, one byte apart: not "equal". */
-	assert_ok(
-	    load_env(prod_base, "SECRET_KEY_PREVIOUS=k7Qw9ZpL2xVb8NcR4mTf6HsJ1yGd3EaV", NULL));
-	assert_ok(load_env(dev_base, "SECRET_KEY_PREVIOUS=old", NULL));
+	assert_ok(load_env(prod_base, "SECRET_KEY_PREVIOUS=k7Qw9ZpL2xVb8NcR4mTf6HsJ1yGd3EaV", END));
+	assert_ok(load_env(dev_base, "SECRET_KEY_PREVIOUS=old", END));
 }
 END_TEST
 
@@ -372,14 +375,14 @@ START_TEST(secret_both_forms)
 {
 	const char *path = write_file("key", GOOD_KEY, strlen(GOOD_KEY));
 
-	assert_problem(load_env(prod_base, var("SECRET_KEY_FILE", path), NULL), "SECRET_KEY",
+	assert_problem(load_env(prod_base, var("SECRET_KEY_FILE", path), END), "SECRET_KEY",
 	               "SECRET_KEY_FILE");
-	assert_problem(load_env(prod_base, var("POSTGRES_PASSWORD_FILE", path), NULL),
+	assert_problem(load_env(prod_base, var("POSTGRES_PASSWORD_FILE", path), END),
 	               "POSTGRES_PASSWORD", "POSTGRES_PASSWORD_FILE");
 	assert_problem(load_env(prod_base, var("SECRET_KEY_PREVIOUS", GOOD_KEY2),
-	                        var("SECRET_KEY_PREVIOUS_FILE", path), NULL),
+	                        var("SECRET_KEY_PREVIOUS_FILE", path), END),
 	               "SECRET_KEY_PREVIOUS", "both");
-	assert_ok(load_env(prod_base, "SECRET_KEY", var("SECRET_KEY_FILE", path), NULL));
+	assert_ok(load_env(prod_base, "SECRET_KEY", var("SECRET_KEY_FILE", path), END));
 }
 END_TEST
 
@@ -388,12 +391,12 @@ START_TEST(secret_file_missing)
 	char path[160];
 
 	snprintf(path, sizeof(path), "%s/does-not-exist", tmpdir);
-	assert_problem(load_env(prod_base, "SECRET_KEY", var("SECRET_KEY_FILE", path), NULL),
+	assert_problem(load_env(prod_base, "SECRET_KEY", var("SECRET_KEY_FILE", path), END),
 	               "SECRET_KEY_FILE", path);
 	ck_assert_uint_eq(problems_about("SECRET_KEY_FILE", strerror(ENOENT)), 1);
 	/* One line: no "SECRET_KEY: required" on top of it. */
 	ck_assert_msg(probs.count == 1, "%s", all_lines());
-	assert_problem(load_env(prod_base, "SECRET_KEY", "SECRET_KEY_FILE=", NULL),
+	assert_problem(load_env(prod_base, "SECRET_KEY", "SECRET_KEY_FILE=", END),
 	               "SECRET_KEY_FILE", "cannot");
 }
 END_TEST
@@ -409,10 +412,10 @@ START_TEST(secret_file_unreadable)
 		path = write_file("key000", GOOD_KEY, strlen(GOOD_KEY));
 		ck_assert_int_eq(chmod(path, 0), 0);
 	}
-	assert_problem(load_env(prod_base, "SECRET_KEY", var("SECRET_KEY_FILE", path), NULL),
+	assert_problem(load_env(prod_base, "SECRET_KEY", var("SECRET_KEY_FILE", path), END),
 	               "SECRET_KEY_FILE", path);
 	assert_problem(
-	    load_env(prod_base, "POSTGRES_PASSWORD", var("POSTGRES_PASSWORD_FILE", path), NULL),
+	    load_env(prod_base, "POSTGRES_PASSWORD", var("POSTGRES_PASSWORD_FILE", path), END),
 	    "POSTGRES_PASSWORD_FILE", geteuid() == 0 ? strerror(EISDIR) : strerror(EACCES));
 }
 END_TEST
@@ -424,13 +427,13 @@ START_TEST(secret_file_newline)
 	const char *two = write_file("two", GOOD_KEY "\n\n", strlen(GOOD_KEY) + 2);
 
 	assert_ok(load_env(prod_base, "SECRET_KEY", var("SECRET_KEY_FILE", lf), "POSTGRES_PASSWORD",
-	                   var("POSTGRES_PASSWORD_FILE", crlf), NULL));
+	                   var("POSTGRES_PASSWORD_FILE", crlf), END));
 	ck_assert_uint_eq(cfg.secret_key.len, strlen(GOOD_KEY));
 	ck_assert_str_eq(cfg.secret_key.bytes, GOOD_KEY);
 	ck_assert_str_eq(cfg.pg_password.bytes, GOOD_PW);
 
 	/* Only one newline is removed. */
-	assert_ok(load_env(prod_base, "SECRET_KEY", var("SECRET_KEY_FILE", two), NULL));
+	assert_ok(load_env(prod_base, "SECRET_KEY", var("SECRET_KEY_FILE", two), END));
 	ck_assert_uint_eq(cfg.secret_key.len, strlen(GOOD_KEY) + 1);
 	ck_assert_str_eq(cfg.secret_key.bytes, GOOD_KEY "\n");
 }
@@ -445,18 +448,18 @@ START_TEST(secret_file_empty_or_big)
 
 	memset(big, 'x', sizeof(big));
 	bigf = write_file("big", big, sizeof(big));
-	assert_problem(load_env(dev_base, "SECRET_KEY", var("SECRET_KEY_FILE", empty), NULL),
+	assert_problem(load_env(dev_base, "SECRET_KEY", var("SECRET_KEY_FILE", empty), END),
 	               "SECRET_KEY", "required");
-	assert_problem(load_env(dev_base, "SECRET_KEY", var("SECRET_KEY_FILE", nl), NULL),
+	assert_problem(load_env(dev_base, "SECRET_KEY", var("SECRET_KEY_FILE", nl), END),
 	               "SECRET_KEY", "required");
 	assert_problem(
-	    load_env(prod_base, "POSTGRES_PASSWORD", var("POSTGRES_PASSWORD_FILE", empty), NULL),
+	    load_env(prod_base, "POSTGRES_PASSWORD", var("POSTGRES_PASSWORD_FILE", empty), END),
 	    "POSTGRES_PASSWORD", "required");
-	assert_problem(load_env(dev_base, "SECRET_KEY", var("SECRET_KEY_FILE", bigf), NULL),
+	assert_problem(load_env(dev_base, "SECRET_KEY", var("SECRET_KEY_FILE", bigf), END),
 	               "SECRET_KEY_FILE", "65536");
 	/* Exactly at the cap is fine. */
 	bigf = write_file("cap", big, 65536);
-	assert_ok(load_env(dev_base, "SECRET_KEY", var("SECRET_KEY_FILE", bigf), NULL));
+	assert_ok(load_env(dev_base, "SECRET_KEY", var("SECRET_KEY_FILE", bigf), END));
 	ck_assert_uint_eq(cfg.secret_key.len, 65536);
 }
 END_TEST
@@ -466,7 +469,7 @@ START_TEST(db_password_nul_byte)
 	const char *path = write_file("nul", "Xv9-qT4m\0Lp2.Rz8wK", 18);
 
 	assert_problem(
-	    load_env(prod_base, "POSTGRES_PASSWORD", var("POSTGRES_PASSWORD_FILE", path), NULL),
+	    load_env(prod_base, "POSTGRES_PASSWORD", var("POSTGRES_PASSWORD_FILE", path), END),
 	    "POSTGRES_PASSWORD_FILE", "NUL");
 }
 END_TEST
@@ -474,15 +477,15 @@ END_TEST
 START_TEST(db_password_weak)
 {
 	/* Required in TEST/PROD, optional in DEV. */
-	assert_problem(load_env(prod_base, "POSTGRES_PASSWORD", NULL), "POSTGRES_PASSWORD",
+	assert_problem(load_env(prod_base, "POSTGRES_PASSWORD", END), "POSTGRES_PASSWORD",
 	               "required");
-	assert_problem(load_env(test_base, "POSTGRES_PASSWORD=", NULL), "POSTGRES_PASSWORD",
+	assert_problem(load_env(test_base, "POSTGRES_PASSWORD=", END), "POSTGRES_PASSWORD",
 	               "required");
-	assert_ok(load_env(dev_base, NULL));
-	assert_ok(load_env(dev_base, "POSTGRES_PASSWORD=postgres", NULL));
+	assert_ok(load_env(dev_base, END));
+	assert_ok(load_env(dev_base, "POSTGRES_PASSWORD=postgres", END));
 
 	/* 15 characters. */
-	assert_problem(load_env(prod_base, "POSTGRES_PASSWORD=Xv9-qT4m_Lp2.R", NULL),
+	assert_problem(load_env(prod_base, "POSTGRES_PASSWORD=Xv9-qT4m_Lp2.R", END),
 	               "POSTGRES_PASSWORD", "16");
 	/* 16 characters, 15 of them two-byte: counted as characters. */
 	assert_ok(load_env(prod_base,
@@ -490,60 +493,60 @@ START_TEST(db_password_weak)
 	                   "\xc3\xab\xc3\xaf\xc3\xb4\xc3\xa2\xc3\xaa\xc3\xae\xc3\xbb"
 	                   "\xc3\xb6\xc3\xbc\xc3\xa4"
 	                   "1",
-	                   NULL));
+	                   END));
 	assert_problem(load_env(prod_base,
 	                        "POSTGRES_PASSWORD=\xc3\xa9\xc3\xa8\xc3\xa0\xc3\xb9"
 	                        "\xc3\xa7\xc3\xab\xc3\xaf\xc3\xb4\xc3\xa2",
-	                        NULL),
+	                        END),
 	               "POSTGRES_PASSWORD", "16");
 
 	/* Equal to the user name, case-insensitively. */
 	assert_problem(load_env(prod_base, "POSTGRES_USER=chat_service_account",
-	                        "POSTGRES_PASSWORD=Chat_Service_Account", NULL),
+	                        "POSTGRES_PASSWORD=Chat_Service_Account", END),
 	               "POSTGRES_PASSWORD", "user name");
 	ck_assert_uint_eq(problems_about("POSTGRES_PASSWORD", NULL), 1);
 	assert_problem(load_env(prod_base, "POSTGRES_USER=chatchat",
-	                        "POSTGRES_PASSWORD=chatchatchatchat", NULL),
+	                        "POSTGRES_PASSWORD=chatchatchatchat", END),
 	               "POSTGRES_PASSWORD", "user name");
 
 	/* Known defaults, and repeated to reach the length rule. */
-	assert_problem(load_env(prod_base, "POSTGRES_PASSWORD=postgres", NULL), "POSTGRES_PASSWORD",
+	assert_problem(load_env(prod_base, "POSTGRES_PASSWORD=postgres", END), "POSTGRES_PASSWORD",
 	               "default");
-	assert_problem(load_env(prod_base, "POSTGRES_PASSWORD=PostgresPostgres", NULL),
+	assert_problem(load_env(prod_base, "POSTGRES_PASSWORD=PostgresPostgres", END),
 	               "POSTGRES_PASSWORD", "default");
 	ck_assert_uint_eq(problems_about("POSTGRES_PASSWORD", NULL), 1);
-	assert_problem(load_env(test_base, "POSTGRES_PASSWORD=passwordpassword", NULL),
+	assert_problem(load_env(test_base, "POSTGRES_PASSWORD=passwordpassword", END),
 	               "POSTGRES_PASSWORD", "default");
 	/* A default inside a longer password is fine. */
-	assert_ok(load_env(prod_base, "POSTGRES_PASSWORD=postgres-Xv9qT4mLp2", NULL));
+	assert_ok(load_env(prod_base, "POSTGRES_PASSWORD=postgres-Xv9qT4mLp2", END));
 }
 END_TEST
 
 START_TEST(db_parts)
 {
 	assert_ok(load_env(prod_base, "POSTGRES_HOST=db.internal", "POSTGRES_PORT=6543",
-	                   "POSTGRES_DB=chatdb", "POSTGRES_USER=chatapp", NULL));
+	                   "POSTGRES_DB=chatdb", "POSTGRES_USER=chatapp", END));
 	ck_assert_str_eq(cfg.pg_host, "db.internal");
 	ck_assert_str_eq(cfg.pg_port, "6543");
 	ck_assert_str_eq(cfg.pg_db, "chatdb");
 	ck_assert_str_eq(cfg.pg_user, "chatapp");
 
-	assert_problem(load_env(prod_base, "POSTGRES_PORT=0", NULL), "POSTGRES_PORT", "1..65535");
-	assert_problem(load_env(prod_base, "POSTGRES_PORT=65536", NULL), "POSTGRES_PORT",
+	assert_problem(load_env(prod_base, "POSTGRES_PORT=0", END), "POSTGRES_PORT", "1..65535");
+	assert_problem(load_env(prod_base, "POSTGRES_PORT=65536", END), "POSTGRES_PORT",
 	               "1..65535");
-	assert_problem(load_env(prod_base, "POSTGRES_PORT=54x", NULL), "POSTGRES_PORT", "1..65535");
-	assert_ok(load_env(prod_base, "POSTGRES_PORT=65535", NULL));
-	assert_ok(load_env(prod_base, "POSTGRES_PORT=1", NULL));
-	assert_problem(load_env(prod_base, "POSTGRES_HOST=", NULL), "POSTGRES_HOST", "empty");
-	assert_problem(load_env(prod_base, "POSTGRES_USER=", NULL), "POSTGRES_USER", "empty");
-	assert_problem(load_env(prod_base, "POSTGRES_DB=", NULL), "POSTGRES_DB", "empty");
+	assert_problem(load_env(prod_base, "POSTGRES_PORT=54x", END), "POSTGRES_PORT", "1..65535");
+	assert_ok(load_env(prod_base, "POSTGRES_PORT=65535", END));
+	assert_ok(load_env(prod_base, "POSTGRES_PORT=1", END));
+	assert_problem(load_env(prod_base, "POSTGRES_HOST=", END), "POSTGRES_HOST", "empty");
+	assert_problem(load_env(prod_base, "POSTGRES_USER=", END), "POSTGRES_USER", "empty");
+	assert_problem(load_env(prod_base, "POSTGRES_DB=", END), "POSTGRES_DB", "empty");
 }
 END_TEST
 
 START_TEST(database_url)
 {
 	assert_ok(load_env(prod_base, "POSTGRES_PASSWORD",
-	                   "DATABASE_URL=postgresql://chat:" GOOD_PW "@db.example/chat", NULL));
+	                   "DATABASE_URL=postgresql://chat:" GOOD_PW "@db.example/chat", END));
 	ck_assert_str_eq(cfg.database_url.bytes, "postgresql://chat:" GOOD_PW "@db.example/chat");
 	ck_assert_ptr_null(cfg.pg_host);
 	ck_assert_ptr_null(cfg.pg_password.bytes);
@@ -551,16 +554,16 @@ START_TEST(database_url)
 
 	/* key=value form, and from a file. */
 	assert_ok(load_env(prod_base, "POSTGRES_PASSWORD",
-	                   "DATABASE_URL=host=db user=chat password=" GOOD_PW, NULL));
+	                   "DATABASE_URL=host=db user=chat password=" GOOD_PW, END));
 	const char *path = write_file("url", "postgres://chat:" GOOD_PW "@db/chat\n",
 	                              strlen("postgres://chat:" GOOD_PW "@db/chat\n"));
-	assert_ok(load_env(prod_base, "POSTGRES_PASSWORD", var("DATABASE_URL_FILE", path), NULL));
+	assert_ok(load_env(prod_base, "POSTGRES_PASSWORD", var("DATABASE_URL_FILE", path), END));
 	ck_assert_str_eq(cfg.database_url.bytes, "postgres://chat:" GOOD_PW "@db/chat");
 
-	assert_problem(load_env(dev_base, "DATABASE_URL=", NULL), "DATABASE_URL", "empty");
-	assert_problem(load_env(dev_base, "DATABASE_URL=postgresql://u@h/db?nosuchparam=1", NULL),
+	assert_problem(load_env(dev_base, "DATABASE_URL=", END), "DATABASE_URL", "empty");
+	assert_problem(load_env(dev_base, "DATABASE_URL=postgresql://u@h/db?nosuchparam=1", END),
 	               "DATABASE_URL", "not a valid");
-	assert_problem(load_env(dev_base, "DATABASE_URL=host=db password", NULL), "DATABASE_URL",
+	assert_problem(load_env(dev_base, "DATABASE_URL=host=db password", END), "DATABASE_URL",
 	               "not a valid");
 }
 END_TEST
@@ -568,8 +571,8 @@ END_TEST
 START_TEST(database_url_ambiguous)
 {
 	static const char *const parts[] = {
-	    "POSTGRES_HOST=db",   "POSTGRES_PORT=5432",         "POSTGRES_DB=chat",
-	    "POSTGRES_USER=chat", "POSTGRES_PASSWORD=" GOOD_PW,
+	    "POSTGRES_HOST=db",   "POSTGRES_PORT=5432",           "POSTGRES_DB=chat",
+	    "POSTGRES_USER=chat", ("POSTGRES_PASSWORD=" GOOD_PW),
 	};
 
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
@@ -578,39 +581,39 @@ START_TEST(database_url_ambiguous)
 		snprintf(name, sizeof(name), "%.*s", (int)strcspn(parts[i], "="), parts[i]);
 		assert_problem(load_env(prod_base, "POSTGRES_PASSWORD",
 		                        "DATABASE_URL=postgresql://chat:" GOOD_PW "@db/chat",
-		                        parts[i], NULL),
+		                        parts[i], END),
 		               "DATABASE_URL", name);
 		ck_assert_msg(strstr(all_lines(), "ambiguous"), "%s", all_lines());
 	}
 	const char *path = write_file("pw", GOOD_PW, strlen(GOOD_PW));
 	assert_problem(load_env(prod_base, "POSTGRES_PASSWORD",
 	                        "DATABASE_URL=postgresql://chat:" GOOD_PW "@db/chat",
-	                        var("POSTGRES_PASSWORD_FILE", path), NULL),
+	                        var("POSTGRES_PASSWORD_FILE", path), END),
 	               "DATABASE_URL", "POSTGRES_PASSWORD_FILE");
 	/* POSTGRES_SSLMODE is not a connection part: allowed with a URL. */
 	assert_ok(load_env(prod_base, "POSTGRES_PASSWORD",
 	                   "DATABASE_URL=postgresql://chat:" GOOD_PW "@db/chat",
-	                   "POSTGRES_SSLMODE=require", NULL));
+	                   "POSTGRES_SSLMODE=require", END));
 }
 END_TEST
 
 START_TEST(database_url_weak_password)
 {
 	assert_problem(load_env(prod_base, "POSTGRES_PASSWORD",
-	                        "DATABASE_URL=postgresql://chat:short@db/chat", NULL),
+	                        "DATABASE_URL=postgresql://chat:short@db/chat", END),
 	               "DATABASE_URL", "16");
-	assert_problem(load_env(prod_base, "POSTGRES_PASSWORD",
-	                        "DATABASE_URL=postgresql://chat@db/chat", NULL),
-	               "DATABASE_URL", "required");
+	assert_problem(
+	    load_env(prod_base, "POSTGRES_PASSWORD", "DATABASE_URL=postgresql://chat@db/chat", END),
+	    "DATABASE_URL", "required");
 	assert_problem(
 	    load_env(test_base, "POSTGRES_PASSWORD",
-	             "DATABASE_URL=postgresql://SuperUserAccount1:superuseraccount1@db/chat", NULL),
+	             "DATABASE_URL=postgresql://SuperUserAccount1:superuseraccount1@db/chat", END),
 	    "DATABASE_URL", "user name");
 	assert_problem(load_env(prod_base, "POSTGRES_PASSWORD",
-	                        "DATABASE_URL=postgresql://chat:postgrespostgres@db/chat", NULL),
+	                        "DATABASE_URL=postgresql://chat:postgrespostgres@db/chat", END),
 	               "DATABASE_URL", "default");
 	/* No password needed in DEV. */
-	assert_ok(load_env(dev_base, "DATABASE_URL=postgresql://chat@localhost/chat", NULL));
+	assert_ok(load_env(dev_base, "DATABASE_URL=postgresql://chat@localhost/chat", END));
 }
 END_TEST
 
@@ -619,23 +622,23 @@ START_TEST(sslmode)
 	static const char *const weak[] = {"disable", "allow", "prefer"};
 
 	for (size_t i = 0; i < 3; i++) {
-		assert_problem(load_env(prod_base, var("POSTGRES_SSLMODE", weak[i]), NULL),
+		assert_problem(load_env(prod_base, var("POSTGRES_SSLMODE", weak[i]), END),
 		               "POSTGRES_SSLMODE", weak[i]);
-		assert_problem(load_env(test_base, var("POSTGRES_SSLMODE", weak[i]), NULL),
+		assert_problem(load_env(test_base, var("POSTGRES_SSLMODE", weak[i]), END),
 		               "POSTGRES_SSLMODE", "TEST");
-		assert_ok(load_env(dev_base, var("POSTGRES_SSLMODE", weak[i]), NULL));
+		assert_ok(load_env(dev_base, var("POSTGRES_SSLMODE", weak[i]), END));
 		ck_assert_str_eq(cfg.pg_sslmode, weak[i]);
 	}
-	assert_ok(load_env(prod_base, "POSTGRES_SSLMODE=require", NULL));
+	assert_ok(load_env(prod_base, "POSTGRES_SSLMODE=require", END));
 	ck_assert_str_eq(cfg.pg_sslmode, "require");
-	assert_ok(load_env(dev_base, NULL));
+	assert_ok(load_env(dev_base, END));
 	ck_assert_str_eq(cfg.pg_sslmode, "prefer");
 
-	assert_problem(load_env(dev_base, "POSTGRES_SSLMODE=required", NULL), "POSTGRES_SSLMODE",
+	assert_problem(load_env(dev_base, "POSTGRES_SSLMODE=required", END), "POSTGRES_SSLMODE",
 	               "\"required\"");
-	assert_problem(load_env(dev_base, "POSTGRES_SSLMODE=REQUIRE", NULL), "POSTGRES_SSLMODE",
+	assert_problem(load_env(dev_base, "POSTGRES_SSLMODE=REQUIRE", END), "POSTGRES_SSLMODE",
 	               "must be one of");
-	assert_problem(load_env(dev_base, "POSTGRES_SSLMODE=", NULL), "POSTGRES_SSLMODE",
+	assert_problem(load_env(dev_base, "POSTGRES_SSLMODE=", END), "POSTGRES_SSLMODE",
 	               "must be one of");
 	ck_assert_ptr_nonnull(cfg.pg_sslmode);
 }
@@ -646,17 +649,17 @@ START_TEST(sslmode_from_url)
 	/* The URL's sslmode counts, and is named when it is too weak. */
 	assert_problem(
 	    load_env(prod_base, "POSTGRES_PASSWORD",
-	             "DATABASE_URL=postgresql://chat:" GOOD_PW "@db/chat?sslmode=disable", NULL),
+	             "DATABASE_URL=postgresql://chat:" GOOD_PW "@db/chat?sslmode=disable", END),
 	    "POSTGRES_SSLMODE", "DATABASE_URL");
 	/* POSTGRES_SSLMODE wins over the URL's. */
 	assert_ok(load_env(prod_base, "POSTGRES_PASSWORD",
 	                   "DATABASE_URL=postgresql://chat:" GOOD_PW "@db/chat?sslmode=disable",
-	                   "POSTGRES_SSLMODE=require", NULL));
+	                   "POSTGRES_SSLMODE=require", END));
 	ck_assert_str_eq(cfg.pg_sslmode, "require");
-	assert_ok(load_env(dev_base, "DATABASE_URL=postgresql://chat@db/chat?sslmode=allow", NULL));
+	assert_ok(load_env(dev_base, "DATABASE_URL=postgresql://chat@db/chat?sslmode=allow", END));
 	ck_assert_str_eq(cfg.pg_sslmode, "allow");
 	assert_problem(
-	    load_env(dev_base, "DATABASE_URL=postgresql://chat@db/chat?sslmode=bogus", NULL),
+	    load_env(dev_base, "DATABASE_URL=postgresql://chat@db/chat?sslmode=bogus", END),
 	    "DATABASE_URL", "sslmode");
 }
 END_TEST
@@ -668,24 +671,24 @@ START_TEST(sslrootcert)
 	char missing[160];
 
 	snprintf(missing, sizeof(missing), "%s/missing.pem", tmpdir);
-	assert_problem(load_env(prod_base, "POSTGRES_SSLMODE=verify-full", NULL),
+	assert_problem(load_env(prod_base, "POSTGRES_SSLMODE=verify-full", END),
 	               "POSTGRES_SSLROOTCERT", "verify-full");
-	assert_problem(load_env(prod_base, "POSTGRES_SSLMODE=verify-ca", NULL),
+	assert_problem(load_env(prod_base, "POSTGRES_SSLMODE=verify-ca", END),
 	               "POSTGRES_SSLROOTCERT", "required");
 	assert_ok(load_env(prod_base, "POSTGRES_SSLMODE=verify-full",
-	                   var("POSTGRES_SSLROOTCERT", ca), NULL));
+	                   var("POSTGRES_SSLROOTCERT", ca), END));
 	ck_assert_str_eq(cfg.pg_sslrootcert, ca);
 	ck_assert_str_eq(cfg.pg_sslmode, "verify-full");
 	assert_ok(load_env(prod_base, "POSTGRES_SSLMODE=verify-ca", var("POSTGRES_SSLROOTCERT", ca),
-	                   NULL));
+	                   END));
 
 	assert_problem(load_env(prod_base, "POSTGRES_SSLMODE=verify-full",
-	                        var("POSTGRES_SSLROOTCERT", missing), NULL),
+	                        var("POSTGRES_SSLROOTCERT", missing), END),
 	               "POSTGRES_SSLROOTCERT", strerror(ENOENT));
 	/* Given but unusable is an error whatever the mode. */
-	assert_problem(load_env(dev_base, var("POSTGRES_SSLROOTCERT", missing), NULL),
+	assert_problem(load_env(dev_base, var("POSTGRES_SSLROOTCERT", missing), END),
 	               "POSTGRES_SSLROOTCERT", missing);
-	assert_problem(load_env(dev_base, var("POSTGRES_SSLROOTCERT", dir), NULL),
+	assert_problem(load_env(dev_base, var("POSTGRES_SSLROOTCERT", dir), END),
 	               "POSTGRES_SSLROOTCERT", "regular file");
 
 	/* From the URL. */
@@ -693,13 +696,13 @@ START_TEST(sslrootcert)
 
 	snprintf(url, sizeof(url),
 	         "postgresql://chat:" GOOD_PW "@db/chat?sslmode=verify-full&sslrootcert=%s", ca);
-	assert_ok(load_env(prod_base, "POSTGRES_PASSWORD", var("DATABASE_URL", url), NULL));
+	assert_ok(load_env(prod_base, "POSTGRES_PASSWORD", var("DATABASE_URL", url), END));
 	ck_assert_str_eq(cfg.pg_sslrootcert, ca);
 	ck_assert_str_eq(cfg.pg_sslmode, "verify-full");
 	assert_problem(load_env(prod_base, "POSTGRES_PASSWORD",
 	                        "DATABASE_URL=postgresql://chat:" GOOD_PW
 	                        "@db/chat?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
-	                        NULL),
+	                        END),
 	               "POSTGRES_SSLROOTCERT", "DATABASE_URL");
 }
 END_TEST
@@ -730,13 +733,13 @@ START_TEST(integers)
 	const struct int_rule *r = &int_rules[_i];
 
 	for (size_t j = 0; j < sizeof(junk) / sizeof(junk[0]); j++) {
-		assert_problem(load_env(prod_base, var(r->name, junk[j]), NULL), r->name, r->range);
+		assert_problem(load_env(prod_base, var(r->name, junk[j]), END), r->name, r->range);
 		ck_assert_uint_eq(probs.count, 1);
 	}
-	assert_problem(load_env(prod_base, var(r->name, r->below), NULL), r->name, r->range);
-	assert_problem(load_env(prod_base, var(r->name, r->above), NULL), r->name, r->range);
-	assert_ok(load_env(prod_base, var(r->name, r->min), NULL));
-	assert_ok(load_env(prod_base, var(r->name, r->max), NULL));
+	assert_problem(load_env(prod_base, var(r->name, r->below), END), r->name, r->range);
+	assert_problem(load_env(prod_base, var(r->name, r->above), END), r->name, r->range);
+	assert_ok(load_env(prod_base, var(r->name, r->min), END));
+	assert_ok(load_env(prod_base, var(r->name, r->max), END));
 }
 END_TEST
 
@@ -744,7 +747,7 @@ START_TEST(integer_values)
 {
 	assert_ok(load_env(prod_base, "DB_TIMEOUT_MS=250", "MAX_BODY_BYTES=2048",
 	                   "ACCESS_TOKEN_TTL=900", "SCRYPT_N=16", "SCRYPT_R=9", "SCRYPT_P=2",
-	                   "RATE_LIMIT_SLOTS=4096", NULL));
+	                   "RATE_LIMIT_SLOTS=4096", END));
 	ck_assert_uint_eq(cfg.db_timeout_ms, 250);
 	ck_assert_uint_eq(cfg.max_body_bytes, 2048);
 	ck_assert_int_eq(cfg.access_token_ttl, 900);
@@ -757,11 +760,11 @@ END_TEST
 
 START_TEST(scrypt_n_prod_floor)
 {
-	assert_problem(load_env(prod_base, "SCRYPT_N=13", NULL), "SCRYPT_N", "PROD");
-	assert_ok(load_env(prod_base, "SCRYPT_N=14", NULL));
-	assert_ok(load_env(test_base, "SCRYPT_N=10", NULL));
+	assert_problem(load_env(prod_base, "SCRYPT_N=13", END), "SCRYPT_N", "PROD");
+	assert_ok(load_env(prod_base, "SCRYPT_N=14", END));
+	assert_ok(load_env(test_base, "SCRYPT_N=10", END));
 	ck_assert_uint_eq(cfg.scrypt_log2_n, 10);
-	assert_ok(load_env(dev_base, "SCRYPT_N=10", NULL));
+	assert_ok(load_env(dev_base, "SCRYPT_N=10", END));
 }
 END_TEST
 
@@ -772,12 +775,12 @@ START_TEST(log_level)
 	                                      LOG_LEVEL_ERROR};
 
 	for (size_t i = 0; i < 4; i++) {
-		assert_ok(load_env(dev_base, var("LOG_LEVEL", ok[i]), NULL));
+		assert_ok(load_env(dev_base, var("LOG_LEVEL", ok[i]), END));
 		ck_assert_int_eq(cfg.log_level, want[i]);
 	}
-	assert_problem(load_env(dev_base, "LOG_LEVEL=INFO", NULL), "LOG_LEVEL", "\"INFO\"");
-	assert_problem(load_env(dev_base, "LOG_LEVEL=warning", NULL), "LOG_LEVEL", "warn");
-	assert_problem(load_env(dev_base, "LOG_LEVEL=", NULL), "LOG_LEVEL", "debug");
+	assert_problem(load_env(dev_base, "LOG_LEVEL=INFO", END), "LOG_LEVEL", "\"INFO\"");
+	assert_problem(load_env(dev_base, "LOG_LEVEL=warning", END), "LOG_LEVEL", "warn");
+	assert_problem(load_env(dev_base, "LOG_LEVEL=", END), "LOG_LEVEL", "debug");
 }
 END_TEST
 
@@ -802,7 +805,7 @@ START_TEST(rate_limits)
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		assert_ok(load_env(dev_base, var("RATE_LIMIT_AUTH", ok[i].text),
 		                   var("RATE_LIMIT_CHAT", ok[i].text),
-		                   var("RATE_LIMIT_READ", ok[i].text), NULL));
+		                   var("RATE_LIMIT_READ", ok[i].text), END));
 		ck_assert_uint_eq(cfg.rate_auth.limit, ok[i].limit);
 		ck_assert_uint_eq(cfg.rate_auth.period_s, ok[i].period);
 		ck_assert_uint_eq(cfg.rate_chat.limit, ok[i].limit);
@@ -812,7 +815,7 @@ START_TEST(rate_limits)
 	}
 	for (size_t v = 0; v < 3; v++)
 		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-			assert_problem(load_env(dev_base, var(vars[v], bad[i]), NULL), vars[v],
+			assert_problem(load_env(dev_base, var(vars[v], bad[i]), END), vars[v],
 			               "N/minute");
 }
 END_TEST
@@ -821,38 +824,38 @@ START_TEST(rate_limit_shm)
 {
 	char name[256];
 
-	assert_ok(load_env(dev_base, "RATE_LIMIT_SHM=/x", NULL));
+	assert_ok(load_env(dev_base, "RATE_LIMIT_SHM=/x", END));
 	ck_assert_str_eq(cfg.rate_limit_shm, "/x");
 	name[0] = '/';
 	memset(name + 1, 'a', 199);
 	name[200] = '\0';
-	assert_ok(load_env(dev_base, var("RATE_LIMIT_SHM", name), NULL));
+	assert_ok(load_env(dev_base, var("RATE_LIMIT_SHM", name), END));
 	name[200] = 'a';
 	name[201] = '\0';
-	assert_problem(load_env(dev_base, var("RATE_LIMIT_SHM", name), NULL), "RATE_LIMIT_SHM",
+	assert_problem(load_env(dev_base, var("RATE_LIMIT_SHM", name), END), "RATE_LIMIT_SHM",
 	               "...");
-	assert_problem(load_env(dev_base, "RATE_LIMIT_SHM=chat-fcgi", NULL), "RATE_LIMIT_SHM",
+	assert_problem(load_env(dev_base, "RATE_LIMIT_SHM=chat-fcgi", END), "RATE_LIMIT_SHM",
 	               "\"chat-fcgi\"");
-	assert_problem(load_env(dev_base, "RATE_LIMIT_SHM=/", NULL), "RATE_LIMIT_SHM", "'/'");
-	assert_problem(load_env(dev_base, "RATE_LIMIT_SHM=/a/b", NULL), "RATE_LIMIT_SHM", "'/'");
-	assert_problem(load_env(dev_base, "RATE_LIMIT_SHM=", NULL), "RATE_LIMIT_SHM", "'/'");
+	assert_problem(load_env(dev_base, "RATE_LIMIT_SHM=/", END), "RATE_LIMIT_SHM", "'/'");
+	assert_problem(load_env(dev_base, "RATE_LIMIT_SHM=/a/b", END), "RATE_LIMIT_SHM", "'/'");
+	assert_problem(load_env(dev_base, "RATE_LIMIT_SHM=", END), "RATE_LIMIT_SHM", "'/'");
 }
 END_TEST
 
 START_TEST(cidr_lists)
 {
-	assert_ok(load_env(dev_base, "TRUSTED_PROXIES=10.0.0.0/8, 192.168.1.1", NULL));
+	assert_ok(load_env(dev_base, "TRUSTED_PROXIES=10.0.0.0/8, 192.168.1.1", END));
 	ck_assert_uint_eq(cfg.trusted_proxies.count, 2);
-	assert_ok(load_env(dev_base, "METRICS_ALLOW=", NULL));
+	assert_ok(load_env(dev_base, "METRICS_ALLOW=", END));
 	ck_assert_uint_eq(cfg.metrics_allow.count, 0);
-	assert_ok(load_env(dev_base, "METRICS_ALLOW=::1", NULL));
+	assert_ok(load_env(dev_base, "METRICS_ALLOW=::1", END));
 	ck_assert_uint_eq(cfg.metrics_allow.count, 1);
 
-	assert_problem(load_env(dev_base, "TRUSTED_PROXIES=10.0.0.0/8,bogus,::1", NULL),
+	assert_problem(load_env(dev_base, "TRUSTED_PROXIES=10.0.0.0/8,bogus,::1", END),
 	               "TRUSTED_PROXIES", "\"bogus\"");
-	assert_problem(load_env(dev_base, "METRICS_ALLOW=127.0.0.0/8,::1/129", NULL),
+	assert_problem(load_env(dev_base, "METRICS_ALLOW=127.0.0.0/8,::1/129", END),
 	               "METRICS_ALLOW", "\"::1/129\"");
-	assert_problem(load_env(dev_base, "METRICS_ALLOW=127.0.0.0/8,", NULL), "METRICS_ALLOW",
+	assert_problem(load_env(dev_base, "METRICS_ALLOW=127.0.0.0/8,", END), "METRICS_ALLOW",
 	               "\"\"");
 	ck_assert_ptr_null(cfg.metrics_allow.items);
 }
@@ -866,7 +869,7 @@ START_TEST(collects_every_problem)
 
 	ck_assert_int_eq(load_env(prod_base, "APP_MODE=production", "SECRET_KEY=short",
 	                          "POSTGRES_PASSWORD=weak", "DB_TIMEOUT_MS=abc",
-	                          "RATE_LIMIT_AUTH=5/min", "LOG_LEVEL=loud", NULL),
+	                          "RATE_LIMIT_AUTH=5/min", "LOG_LEVEL=loud", END),
 	                 -1);
 	ck_assert_uint_ge(probs.count, 6);
 	/* Every variable is named, in the order of the spec's table. */
@@ -892,7 +895,7 @@ END_TEST
 
 START_TEST(problems_are_appended)
 {
-	ck_assert_int_eq(load_env(dev_base, "LOG_LEVEL=x", NULL), -1);
+	ck_assert_int_eq(load_env(dev_base, "LOG_LEVEL=x", END), -1);
 	ck_assert_uint_eq(probs.count, 1);
 	config_free(&cfg);
 	/* config_load appends: a caller can gather problems from several
@@ -923,7 +926,7 @@ START_TEST(no_secret_in_problems)
 	ck_assert_int_eq(load_env(prod_base, var("SECRET_KEY", secrets[0]),
 	                          var("SECRET_KEY_PREVIOUS", secrets[1]), "POSTGRES_PASSWORD",
 	                          var("POSTGRES_PASSWORD_FILE", pwfile), var("DATABASE_URL", url),
-	                          "POSTGRES_USER=QzXjPGpw", NULL),
+	                          "POSTGRES_USER=QzXjPGpw", END),
 	                 -1);
 	ck_assert_uint_ge(probs.count, 5);
 	ck_assert_uint_ge(problems_about("DATABASE_URL", NULL), 2);
@@ -934,7 +937,7 @@ START_TEST(no_secret_in_problems)
 	/* Parts: the weak password equals the user name; neither is quoted. */
 	ck_assert_int_eq(load_env(prod_base, "POSTGRES_PASSWORD",
 	                          var("POSTGRES_PASSWORD_FILE", pwfile), "POSTGRES_USER=QzXjPGpw",
-	                          NULL),
+	                          END),
 	                 -1);
 	ck_assert_uint_eq(problems_about("POSTGRES_PASSWORD", NULL), 2);
 	for (size_t i = 0; i < probs.count; i++)
@@ -945,7 +948,7 @@ START_TEST(no_secret_in_problems)
 	ck_assert_int_eq(load_env(prod_base, "POSTGRES_PASSWORD",
 	                          "DATABASE_URL=postgresql://chat:QzXjWeakPassword@db/chat?"
 	                          "sslmode=prefer",
-	                          "SECRET_KEY=QzXjQzXjQzXjQzXjQzXjQzXjQzXjQzXjQzXj", NULL),
+	                          "SECRET_KEY=QzXjQzXjQzXjQzXjQzXjQzXjQzXjQzXjQzXj", END),
 	                 -1);
 	ck_assert_uint_ge(probs.count, 2);
 	for (size_t i = 0; i < probs.count; i++)
@@ -956,7 +959,7 @@ END_TEST
 
 START_TEST(values_are_escaped)
 {
-	assert_problem(load_env(dev_base, "LOG_LEVEL=a\nERROR: forged\"\\", NULL), "LOG_LEVEL",
+	assert_problem(load_env(dev_base, "LOG_LEVEL=a\nERROR: forged\"\\", END), "LOG_LEVEL",
 	               "\"a\\x0aERROR: forged\\x22\\x5c\"");
 }
 END_TEST
@@ -989,7 +992,7 @@ START_TEST(free_is_safe)
 	config_free(&zero);
 	config_problems_free(&none);
 	/* After a failed load the struct is freeable too, and free zeroes it. */
-	ck_assert_int_eq(load_env(prod_base, "SECRET_KEY=short", "METRICS_ALLOW=x", NULL), -1);
+	ck_assert_int_eq(load_env(prod_base, "SECRET_KEY=short", "METRICS_ALLOW=x", END), -1);
 	config_free(&cfg);
 	ck_assert_ptr_null(cfg.secret_key.bytes);
 	ck_assert_uint_eq(cfg.secret_key.len, 0);

@@ -1,0 +1,927 @@
+/*
+ * ratelimit: the shared-memory table and its algorithm (GCRA); the interface
+ * and the guarantee are in ratelimit.h, the design and its proofs in
+ * docs/RATELIMIT.md.
+ *
+ * Segment layout (version 1):
+ *
+ *   [header, HEADER_SIZE bytes][slot 0][slot 1]...[slot nslots-1]
+ *
+ * The first 32 bytes of the header (magic, version, header size, slot count,
+ * total size) keep their offsets in every layout version, so any build can
+ * read them and say precisely what it found.
+ *
+ * A slot is one _Atomic uint64_t:
+ *
+ *   bits 63..60  disp  the slot's distance from the key's home slot (0..15)
+ *   bits 59..40  fp    20 bits of the key's hash that are not its home
+ *   bits 39..0   tat   the key's TAT in ms of CLOCK_MONOTONIC; 0 = empty
+ *
+ * A key lives in one of the WINDOW slots from its home onwards; home and fp
+ * together name it (home is implied by the slot's index minus disp).  An
+ * entry with tat <= now is fully replenished: it carries no information and
+ * any key may take its slot.  Every transition of a slot is one CAS of the
+ * whole word, so a reader sees either the old entry or the new one, and a
+ * process killed anywhere leaves only whole entries behind.
+ *
+ * Invariants the proofs rely on:
+ *   1. A key's admitted requests always see its latest TAT: an entry leaves a
+ *      slot only by (a) eviction once replenished, after raising the header's
+ *      evicted_tat_max to its TAT, (b) a fold into another entry of the same
+ *      key that already holds a TAT at least as large, or (c) an operator's
+ *      reset.  A key that finds no entry starts from max(now,
+ *      evicted_tat_max), so (a) loses nothing either.
+ *   2. An active entry (tat > now) is never evicted.
+ *   3. A request admitted through one entry re-reads its window after the
+ *      CAS; if another entry of the same key appeared it refuses (fail
+ *      closed), so two entries of one key are never both used to admit.
+ */
+#include "ratelimit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+/* A process killed mid-update must not leave a lock behind, so every shared
+ * word is a lock-free atomic: never a mutex, never a libatomic lock table
+ * (which is per process and would not even exclude other processes). */
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
+_Static_assert(sizeof(unsigned long long) == sizeof(uint64_t), "64-bit long long");
+
+/* "fcgi-rl1" as little-endian bytes. */
+#define RL_MAGIC UINT64_C(0x316c722d69676366)
+
+#define WINDOW     16u /* slots a key may occupy: its home and the 15 after it */
+#define DISP_SHIFT 60
+#define FP_BITS    20
+#define TAT_BITS   40
+#define FP_MASK    ((UINT64_C(1) << FP_BITS) - 1)
+#define TAT_MASK   ((UINT64_C(1) << TAT_BITS) - 1)
+_Static_assert(WINDOW <= 16, "disp has 4 bits");
+
+#define NS_PER_MS UINT64_C(1000000)
+#define MS_PER_S  UINT64_C(1000)
+
+/* Counters are spread over cache lines by pid so that workers on different
+ * cores do not fight over one line on every request. */
+#define SHARDS 16u
+
+/* A CAS fails only when another process changed the same slot, i.e. made
+ * progress; this bound only stops a pathological livelock from spinning a
+ * worker forever (the request is then refused, fail closed). */
+#define MAX_ATTEMPTS 1000
+
+/* How long rl_open() waits for another process to publish the segment. */
+#define OPEN_WAIT_MS 2000
+
+/* No correct writer puts a TAT further ahead of now than a whole period plus
+ * the rounding of T: limit * T <= period + limit. */
+#define MAX_AHEAD_MS ((uint64_t)RL_MAX_PERIOD_S * MS_PER_S + UINT32_MAX)
+
+struct rl_shard {
+	_Alignas(64) _Atomic uint64_t checks[RL_MAX_CLASSES];
+	_Atomic uint64_t rejected[RL_MAX_CLASSES];
+	_Atomic uint64_t table_full[RL_MAX_CLASSES];
+	_Atomic uint64_t conflicts[RL_MAX_CLASSES];
+	_Atomic uint64_t evictions;
+	_Atomic uint64_t folds;
+	_Atomic uint64_t cas_retries;
+};
+
+struct rl_shm {
+	/* Stable prefix: the same offsets in every layout version. */
+	_Atomic uint64_t magic; /* 0 until the creator publishes the header */
+	uint32_t version;
+	uint32_t header_size;
+	uint64_t nslots;
+	uint64_t total_size;
+
+	/* Version 1. */
+	uint8_t hash_key[16]; /* random per segment: clients cannot aim at a slot */
+	int32_t creator_pid;
+	uint32_t reserved;
+	uint64_t created_ns;
+	/* The largest TAT of any entry evicted so far (invariant 1). */
+	_Alignas(64) _Atomic uint64_t evicted_tat_max;
+	struct rl_shard shards[SHARDS];
+};
+
+_Static_assert(offsetof(struct rl_shm, magic) == 0, "stable prefix");
+_Static_assert(offsetof(struct rl_shm, version) == 8, "stable prefix");
+_Static_assert(offsetof(struct rl_shm, header_size) == 12, "stable prefix");
+_Static_assert(offsetof(struct rl_shm, nslots) == 16, "stable prefix");
+_Static_assert(offsetof(struct rl_shm, total_size) == 24, "stable prefix");
+
+#define PREFIX_SIZE 32u
+#define HEADER_SIZE ((sizeof(struct rl_shm) + 4095u) & ~(size_t)4095u)
+
+struct rl_table {
+	struct rl_shm *shm;
+	_Atomic uint64_t *slots;
+	size_t map_size;
+	uint32_t nslots;
+	struct rl_shard *shard; /* this process's counters */
+	/* Per-class SipHash keys derived from the segment's key, so the class
+	 * takes part in the hash without a second pass over the key. */
+	uint8_t class_key[RL_MAX_CLASSES][16];
+};
+
+/* Where a key may live and how its entries are recognised. */
+struct probe {
+	uint32_t home;
+	uint64_t fp;
+};
+
+/* GCRA parameters of one policy, in ms. */
+struct gcra {
+	uint32_t limit;
+	uint64_t t;   /* emission interval T */
+	uint64_t tau; /* burst tolerance (limit - 1) * T */
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- SipHash-2-4 (Aumasson and Bernstein), 64-bit output ---- */
+
+static uint64_t load_le64(const uint8_t *p)
+{
+	return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
+	       (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 |
+	       (uint64_t)p[7] << 56;
+}
+
+static void store_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t rotl64(uint64_t x, int b)
+{
+	return (x << b) | (x >> (64 - b));
+}
+
+static void sipround(uint64_t v[4])
+{
+	v[0] += v[1];
+	v[1] = rotl64(v[1], 13);
+	v[1] ^= v[0];
+	v[0] = rotl64(v[0], 32);
+	v[2] += v[3];
+	v[3] = rotl64(v[3], 16);
+	v[3] ^= v[2];
+	v[0] += v[3];
+	v[3] = rotl64(v[3], 21);
+	v[3] ^= v[0];
+	v[2] += v[1];
+	v[1] = rotl64(v[1], 17);
+	v[1] ^= v[2];
+	v[2] = rotl64(v[2], 32);
+}
+
+uint64_t rl_siphash24(const uint8_t key[16], const void *msg, size_t len)
+{
+	const uint8_t *in = msg;
+	const uint8_t *end = in + (len - len % 8);
+	uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
+	uint64_t v[4] = {
+	    UINT64_C(0x736f6d6570736575) ^ k0,
+	    UINT64_C(0x646f72616e646f6d) ^ k1,
+	    UINT64_C(0x6c7967656e657261) ^ k0,
+	    UINT64_C(0x7465646279746573) ^ k1,
+	};
+	uint64_t b = (uint64_t)len << 56;
+
+	for (; in != end; in += 8) {
+		uint64_t m = load_le64(in);
+
+		v[3] ^= m;
+		sipround(v);
+		sipround(v);
+		v[0] ^= m;
+	}
+	for (size_t i = 0; i < len % 8; i++)
+		b |= (uint64_t)in[i] << (8 * i);
+	v[3] ^= b;
+	sipround(v);
+	sipround(v);
+	v[0] ^= b;
+	v[2] ^= 0xff;
+	for (int i = 0; i < 4; i++)
+		sipround(v);
+	return v[0] ^ v[1] ^ v[2] ^ v[3];
+}
+
+/* ---- time and GCRA ---- */
+
+uint64_t rl_now_ns(void)
+{
+	struct timespec ts;
+
+	/* CLOCK_MONOTONIC cannot fail with a valid pointer. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
+}
+
+static int gcra_of(const struct rate_policy *p, struct gcra *g)
+{
+	uint64_t period_ms;
+
+	if (p->period_s == 0 || p->period_s > RL_MAX_PERIOD_S) {
+		errno = EINVAL;
+		return -1;
+	}
+	period_ms = (uint64_t)p->period_s * MS_PER_S;
+	g->limit = p->limit;
+	/* Rounding T up keeps the sustained rate at or below the policy. */
+	g->t = (period_ms + p->limit - 1) / p->limit;
+	g->tau = (uint64_t)(p->limit - 1) * g->t;
+	return 0;
+}
+
+static uint32_t ceil_s(uint64_t ms)
+{
+	return (uint32_t)((ms + MS_PER_S - 1) / MS_PER_S);
+}
+
+/* Headers after an admission that left the key's TAT at tat (> now). */
+static void result_admitted(const struct gcra *g, uint64_t now, uint64_t tat, struct rl_result *r)
+{
+	r->allowed = true;
+	r->outcome = RL_ADMITTED;
+	r->limit = g->limit;
+	/* The k-th further request now is admitted iff tat + (k-1)T <= now + tau. */
+	r->remaining = tat <= now + g->tau ? (uint32_t)((now + g->tau - tat) / g->t + 1) : 0;
+	r->reset_s = ceil_s(tat - now);
+	r->retry_after_s = 0;
+}
+
+static void result_refused(const struct gcra *g, enum rl_outcome why, uint64_t reset_ms,
+                           uint64_t retry_ms, struct rl_result *r)
+{
+	r->allowed = false;
+	r->outcome = why;
+	r->limit = g->limit;
+	r->remaining = 0;
+	r->reset_s = ceil_s(reset_ms);
+	r->retry_after_s = retry_ms > 0 ? ceil_s(retry_ms) : 1;
+}
+
+/* ---- slots ---- */
+
+static uint64_t w_tat(uint64_t w)
+{
+	return w & TAT_MASK;
+}
+
+static uint64_t w_make(unsigned disp, uint64_t fp, uint64_t tat)
+{
+	return (uint64_t)disp << DISP_SHIFT | fp << TAT_BITS | tat;
+}
+
+/* Whether w is a (possibly replenished) entry of the key probed by pr,
+ * found at distance disp from its home. */
+static bool w_is_key(uint64_t w, unsigned disp, const struct probe *pr)
+{
+	return w_tat(w) != 0 && (w >> DISP_SHIFT) == disp && ((w >> TAT_BITS) & FP_MASK) == pr->fp;
+}
+
+static _Atomic uint64_t *slot_at(const struct rl_table *t, uint32_t home, unsigned disp)
+{
+	uint32_t i = home + disp;
+
+	/* home < nslots <= 2^30, so this cannot wrap uint32_t. */
+	if (i >= t->nslots)
+		i -= t->nslots;
+	return &t->slots[i];
+}
+
+static struct probe probe_of(const struct rl_table *t, uint8_t class_id, const void *key,
+                             size_t keylen)
+{
+	uint64_t h = rl_siphash24(t->class_key[class_id], key, keylen);
+	struct probe pr;
+
+	/* The top 32 bits pick the home (multiply-shift: unbiased enough and
+	 * no division); 20 of the low bits tell keys with one home apart. */
+	pr.home = (uint32_t)(((h >> 32) * t->nslots) >> 32);
+	pr.fp = h & FP_MASK;
+	return pr;
+}
+
+static void read_window(const struct rl_table *t, const struct probe *pr, uint64_t view[WINDOW])
+{
+	for (unsigned k = 0; k < WINDOW; k++)
+		view[k] = atomic_load(slot_at(t, pr->home, k));
+}
+
+/* Atomic max, so a slow process can never lower the floor. */
+static void raise_evicted_max(struct rl_shm *shm, uint64_t tat)
+{
+	uint64_t cur = atomic_load(&shm->evicted_tat_max);
+
+	while (cur < tat && !atomic_compare_exchange_weak(&shm->evicted_tat_max, &cur, tat))
+		;
+}
+
+/*
+ * Two entries of one key: only a race makes them (two processes inserting the
+ * key while a slot of its window became free).  Keep the nearest one, give it
+ * the largest TAT, clear the others.  The max is enough: by invariant 3 only
+ * one of them ever admitted since they coexist, so it holds the key's real
+ * TAT.  Clearing happens after the merge, so a process killed in between
+ * leaves two entries (counted twice, fail closed), never none.  Failed CASes
+ * are left to the next request.
+ */
+static void fold(struct rl_table *t, const struct probe *pr, const uint64_t view[WINDOW])
+{
+	int keep = -1;
+	uint64_t max_tat = 0;
+
+	for (unsigned k = 0; k < WINDOW; k++) {
+		if (!w_is_key(view[k], k, pr))
+			continue;
+		if (keep < 0)
+			keep = (int)k;
+		if (w_tat(view[k]) > max_tat)
+			max_tat = w_tat(view[k]);
+	}
+	if (keep < 0)
+		return;
+	if (w_tat(view[keep]) < max_tat) {
+		uint64_t expect = view[keep];
+
+		if (!atomic_compare_exchange_strong(slot_at(t, pr->home, (unsigned)keep), &expect,
+		                                    w_make((unsigned)keep, pr->fp, max_tat)))
+			return;
+	}
+	for (unsigned k = (unsigned)keep + 1; k < WINDOW; k++) {
+		uint64_t expect = view[k];
+
+		if (w_is_key(view[k], k, pr))
+			atomic_compare_exchange_strong(slot_at(t, pr->home, k), &expect, 0);
+	}
+	atomic_fetch_add_explicit(&t->shard->folds, 1, memory_order_relaxed);
+}
+
+/* Invariant 3: after admitting through slot `used`, is there another entry
+ * of the key?  Sequentially consistent loads after our CAS: of two processes
+ * that each admit through a different entry, the later one sees the other. */
+static bool has_twin(const struct rl_table *t, const struct probe *pr, unsigned used)
+{
+	for (unsigned k = 0; k < WINDOW; k++)
+		if (k != used && w_is_key(atomic_load(slot_at(t, pr->home, k)), k, pr))
+			return true;
+	return false;
+}
+
+int rl_check(struct rl_table *t, const struct rate_policy *policy, uint8_t class_id,
+             const void *key, size_t keylen, uint64_t now_ns, struct rl_result *out)
+{
+	struct rl_shard *sh;
+	struct gcra g;
+	struct probe pr;
+	uint64_t now;
+
+	if (t == NULL || policy == NULL || out == NULL || class_id >= RL_MAX_CLASSES ||
+	    (key == NULL && keylen > 0)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (policy->limit == 0) {
+		*out = (struct rl_result){.allowed = true, .outcome = RL_OFF};
+		return 0;
+	}
+	if (gcra_of(policy, &g) < 0)
+		return -1;
+	now = now_ns / NS_PER_MS;
+	/* A TAT may reach now + tau + T; it must fit the slot's 40 bits
+	 * (2^40 ms is 34 years of uptime). */
+	if (now >= TAT_MASK - g.tau - g.t) {
+		errno = EOVERFLOW;
+		return -1;
+	}
+	sh = t->shard;
+	atomic_fetch_add_explicit(&sh->checks[class_id], 1, memory_order_relaxed);
+	pr = probe_of(t, class_id, key, keylen);
+
+	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+		uint64_t view[WINDOW];
+		int mine = -1, spare = -1;
+		bool twins = false;
+		uint64_t soonest = UINT64_MAX, tat, new_tat, expect;
+		unsigned used;
+
+		read_window(t, &pr, view);
+		for (unsigned k = 0; k < WINDOW; k++) {
+			uint64_t wt = w_tat(view[k]);
+
+			if (w_is_key(view[k], k, &pr)) {
+				twins = twins || mine >= 0;
+				if (mine < 0)
+					mine = (int)k;
+			} else if (wt <= now) {
+				/* Empty or replenished: free to take (invariant 2). */
+				if (spare < 0)
+					spare = (int)k;
+			} else if (wt < soonest) {
+				soonest = wt;
+			}
+		}
+		if (twins) {
+			fold(t, &pr, view);
+			continue;
+		}
+
+		if (mine >= 0) {
+			used = (unsigned)mine;
+			tat = w_tat(view[used]);
+			if (tat > now + g.tau) {
+				atomic_fetch_add_explicit(&sh->rejected[class_id], 1,
+				                          memory_order_relaxed);
+				result_refused(&g, RL_LIMITED, tat - now, tat - g.tau - now, out);
+				return 0;
+			}
+			new_tat = (tat > now ? tat : now) + g.t;
+		} else if (spare >= 0) {
+			uint64_t floor_tat;
+
+			used = (unsigned)spare;
+			tat = w_tat(view[used]);
+			/* Before the CAS, so whoever sees the eviction sees
+			 * the floor too (invariant 1). */
+			if (tat != 0)
+				raise_evicted_max(t->shm, tat);
+			/* A new key starts no earlier than any evicted TAT: if
+			 * this key was itself evicted by a process whose clock
+			 * read was later than ours, its history still counts.
+			 * The floor is at most that process's now, so this
+			 * only moves our clock forward to a time that has
+			 * already passed. */
+			floor_tat = atomic_load(&t->shm->evicted_tat_max);
+			if (floor_tat > now)
+				now = floor_tat;
+			new_tat = now + g.t;
+			if (new_tat > TAT_MASK) {
+				errno = EOVERFLOW;
+				return -1;
+			}
+		} else {
+			atomic_fetch_add_explicit(&sh->rejected[class_id], 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&sh->table_full[class_id], 1,
+			                          memory_order_relaxed);
+			result_refused(&g, RL_TABLE_FULL, soonest - now, soonest - now, out);
+			return 0;
+		}
+
+		expect = view[used];
+		if (!atomic_compare_exchange_strong(slot_at(t, pr.home, used), &expect,
+		                                    w_make(used, pr.fp, new_tat))) {
+			atomic_fetch_add_explicit(&sh->cas_retries, 1, memory_order_relaxed);
+			continue;
+		}
+		if (mine < 0 && tat != 0)
+			atomic_fetch_add_explicit(&sh->evictions, 1, memory_order_relaxed);
+
+		if (has_twin(t, &pr, used)) {
+			/* Counted but refused: the other entry may hold
+			 * admissions this one did not see. */
+			read_window(t, &pr, view);
+			fold(t, &pr, view);
+			atomic_fetch_add_explicit(&sh->rejected[class_id], 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&sh->conflicts[class_id], 1,
+			                          memory_order_relaxed);
+			result_refused(&g, RL_CONFLICT, new_tat - now, 0, out);
+			return 0;
+		}
+		result_admitted(&g, now, new_tat, out);
+		return 0;
+	}
+
+	atomic_fetch_add_explicit(&sh->rejected[class_id], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&sh->conflicts[class_id], 1, memory_order_relaxed);
+	result_refused(&g, RL_CONFLICT, 0, 0, out);
+	return 0;
+}
+
+int rl_reset_key(struct rl_table *t, uint8_t class_id, const void *key, size_t keylen)
+{
+	struct probe pr;
+	int cleared = 0;
+
+	if (t == NULL || class_id >= RL_MAX_CLASSES || (key == NULL && keylen > 0)) {
+		errno = EINVAL;
+		return -1;
+	}
+	pr = probe_of(t, class_id, key, keylen);
+	for (unsigned k = 0; k < WINDOW; k++) {
+		_Atomic uint64_t *slot = slot_at(t, pr.home, k);
+		uint64_t w = atomic_load(slot);
+
+		/* A failed CAS reloads w: retry while it is still the key's. */
+		while (w_is_key(w, k, &pr)) {
+			if (atomic_compare_exchange_weak(slot, &w, 0)) {
+				cleared++;
+				break;
+			}
+		}
+	}
+	return cleared;
+}
+
+void rl_reset_all(struct rl_table *t)
+{
+	for (uint32_t i = 0; i < t->nslots; i++)
+		atomic_store(&t->slots[i], 0);
+}
+
+void rl_stats(struct rl_table *t, uint64_t now_ns, struct rl_stats *out)
+{
+	uint64_t now = now_ns / NS_PER_MS;
+
+	memset(out, 0, sizeof(*out));
+	out->slots = t->nslots;
+	out->creator_pid = t->shm->creator_pid;
+	out->created_ns = t->shm->created_ns;
+	for (uint32_t i = 0; i < t->nslots; i++)
+		if (w_tat(atomic_load_explicit(&t->slots[i], memory_order_relaxed)) > now)
+			out->in_use++;
+	for (unsigned s = 0; s < SHARDS; s++) {
+		struct rl_shard *sh = &t->shm->shards[s];
+
+		out->evictions += atomic_load_explicit(&sh->evictions, memory_order_relaxed);
+		out->folds += atomic_load_explicit(&sh->folds, memory_order_relaxed);
+		out->cas_retries += atomic_load_explicit(&sh->cas_retries, memory_order_relaxed);
+		for (unsigned c = 0; c < RL_MAX_CLASSES; c++) {
+			struct rl_class_stats *cs = &out->classes[c];
+
+			cs->checks += atomic_load_explicit(&sh->checks[c], memory_order_relaxed);
+			cs->rejected +=
+			    atomic_load_explicit(&sh->rejected[c], memory_order_relaxed);
+			cs->table_full +=
+			    atomic_load_explicit(&sh->table_full[c], memory_order_relaxed);
+			cs->conflicts +=
+			    atomic_load_explicit(&sh->conflicts[c], memory_order_relaxed);
+		}
+	}
+}
+
+int rl_verify(struct rl_table *t, uint64_t now_ns, char *err, size_t errlen)
+{
+	uint64_t now = now_ns / NS_PER_MS;
+	struct rl_shm *shm = t->shm;
+
+	if (atomic_load(&shm->magic) != RL_MAGIC || shm->version != RL_LAYOUT_VERSION ||
+	    shm->nslots != t->nslots || shm->header_size != HEADER_SIZE ||
+	    shm->total_size != t->map_size) {
+		set_err(err, errlen, "rate-limit header changed under us");
+		return -1;
+	}
+	for (uint32_t i = 0; i < t->nslots; i++) {
+		uint64_t w = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
+
+		if (w != 0 && w_tat(w) == 0) {
+			set_err(err, errlen, "slot %u: key bits without a time (0x%016llx)", i,
+			        (unsigned long long)w);
+			return -1;
+		}
+		if (w_tat(w) > now + MAX_AHEAD_MS) {
+			set_err(err, errlen, "slot %u: time %llu ms is beyond now + %llu ms", i,
+			        (unsigned long long)w_tat(w), (unsigned long long)MAX_AHEAD_MS);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- the segment ---- */
+
+static bool valid_name(const char *name)
+{
+	size_t len;
+
+	if (name == NULL || name[0] != '/')
+		return false;
+	len = strlen(name);
+	return len >= 2 && len <= NAME_MAX && strchr(name + 1, '/') == NULL;
+}
+
+static uint64_t total_size_for(uint64_t nslots)
+{
+	return HEADER_SIZE + nslots * sizeof(uint64_t);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+/* Fill the process-local handle from a mapped, validated segment. */
+static struct rl_table *table_new(void *map, size_t map_size, char *err, size_t errlen)
+{
+	struct rl_table *t = calloc(1, sizeof(*t));
+
+	if (t == NULL) {
+		set_err(err, errlen, "out of memory");
+		return NULL;
+	}
+	t->shm = map;
+	t->map_size = map_size;
+	t->nslots = (uint32_t)t->shm->nslots;
+	t->slots = (_Atomic uint64_t *)((char *)map + HEADER_SIZE);
+	t->shard = &t->shm->shards[(unsigned)getpid() % SHARDS];
+	for (unsigned c = 0; c < RL_MAX_CLASSES; c++) {
+		uint8_t label[2] = {'c', (uint8_t)c};
+
+		/* Two PRF outputs under the segment key make the class key. */
+		store_le64(t->class_key[c], rl_siphash24(t->shm->hash_key, label, 2));
+		label[0] = 'C';
+		store_le64(t->class_key[c] + 8, rl_siphash24(t->shm->hash_key, label, 2));
+	}
+	return t;
+}
+
+static const char *shm_path(const char *name)
+{
+	return name + 1; /* /dev/shm/<name without its slash> on Linux */
+}
+
+static int create_segment(int fd, const char *name, uint32_t slots, struct rl_table **out,
+                          char *err, size_t errlen)
+{
+	uint64_t size = total_size_for(slots);
+	struct rl_shm *shm;
+
+	/* tmpfs hands out zero pages: every slot starts empty (word 0). */
+	if (ftruncate(fd, (off_t)size) < 0) {
+		set_err(err, errlen, "cannot size shared memory %s to %llu bytes: %s", name,
+		        (unsigned long long)size, strerror(errno));
+		return -1;
+	}
+	shm = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (shm == MAP_FAILED) {
+		set_err(err, errlen, "cannot map shared memory %s: %s", name, strerror(errno));
+		return -1;
+	}
+	shm->version = RL_LAYOUT_VERSION;
+	shm->header_size = (uint32_t)HEADER_SIZE;
+	shm->nslots = slots;
+	shm->total_size = size;
+	if (RAND_bytes(shm->hash_key, sizeof(shm->hash_key)) != 1) {
+		set_err(err, errlen, "cannot get random bytes for shared memory %s", name);
+		munmap(shm, size);
+		return -1;
+	}
+	shm->creator_pid = (int32_t)getpid();
+	shm->created_ns = rl_now_ns();
+	/* Release: whoever reads the magic also reads the header above. */
+	atomic_store_explicit(&shm->magic, RL_MAGIC, memory_order_release);
+
+	*out = table_new(shm, size, err, errlen);
+	if (*out == NULL) {
+		munmap(shm, size);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Map a segment another process created, waiting until the deadline for it
+ * to be sized and published.  want_slots 0 accepts any slot count.
+ */
+static int attach_segment(int fd, const char *name, uint32_t want_slots, uint64_t deadline_ns,
+                          struct rl_table **out, char *err, size_t errlen)
+{
+	struct stat st;
+	struct rl_shm *pre = MAP_FAILED;
+	size_t pre_len = 0;
+	void *map;
+	uint64_t magic = 0, nslots, total;
+	uint32_t version, header_size;
+	int rc = -1;
+
+	if (fstat(fd, &st) < 0) {
+		set_err(err, errlen, "cannot stat shared memory %s: %s", name, strerror(errno));
+		return -1;
+	}
+	/* The hash key inside must stay secret and the table must be ours:
+	 * refuse a segment another user could have planted or can write. */
+	if (st.st_uid != geteuid() && geteuid() != 0) {
+		set_err(err, errlen,
+		        "shared memory %s belongs to uid %u, not to us (uid %u): remove it "
+		        "with rm /dev/shm/%s",
+		        name, (unsigned)st.st_uid, (unsigned)geteuid(), shm_path(name));
+		return -1;
+	}
+	if ((st.st_mode & 077) != 0) {
+		set_err(err, errlen,
+		        "shared memory %s has mode 0%o, other users may read it: remove it "
+		        "with rm /dev/shm/%s",
+		        name, (unsigned)(st.st_mode & 0777), shm_path(name));
+		return -1;
+	}
+
+	/* The creator sizes the segment once, then fills and publishes the
+	 * header; wait for both, up to the deadline. */
+	for (;;) {
+		if (pre == MAP_FAILED && st.st_size >= (off_t)PREFIX_SIZE) {
+			pre_len =
+			    (size_t)st.st_size < HEADER_SIZE ? (size_t)st.st_size : HEADER_SIZE;
+			pre = mmap(NULL, pre_len, PROT_READ, MAP_SHARED, fd, 0);
+			if (pre == MAP_FAILED) {
+				set_err(err, errlen, "cannot map shared memory %s: %s", name,
+				        strerror(errno));
+				return -1;
+			}
+		}
+		if (pre != MAP_FAILED) {
+			magic = atomic_load_explicit(&pre->magic, memory_order_acquire);
+			if (magic != 0)
+				break;
+		}
+		if (rl_now_ns() >= deadline_ns) {
+			set_err(err, errlen,
+			        "shared memory %s exists but was never initialised (its "
+			        "creator died during start-up?): remove it with chat-admin "
+			        "ratelimit unlink or rm /dev/shm/%s",
+			        name, shm_path(name));
+			goto out;
+		}
+		sleep_ms(1);
+		if (pre == MAP_FAILED && fstat(fd, &st) < 0) {
+			set_err(err, errlen, "cannot stat shared memory %s: %s", name,
+			        strerror(errno));
+			return -1;
+		}
+	}
+
+	if (magic != RL_MAGIC) {
+		set_err(err, errlen,
+		        "shared memory %s is not a chat-fcgi rate-limit table: remove it with "
+		        "rm /dev/shm/%s or choose another RATE_LIMIT_SHM",
+		        name, shm_path(name));
+		goto out;
+	}
+	version = pre->version;
+	header_size = pre->header_size;
+	nslots = pre->nslots;
+	total = pre->total_size;
+	if (version != RL_LAYOUT_VERSION || (want_slots != 0 && nslots != want_slots)) {
+		set_err(err, errlen,
+		        "shared memory %s has layout version %u / %llu slots, this build "
+		        "expects version %u / %u slots: remove it with chat-admin ratelimit "
+		        "unlink or rm /dev/shm/%s (every limit restarts from zero), then "
+		        "restart all workers",
+		        name, version, (unsigned long long)nslots, RL_LAYOUT_VERSION,
+		        want_slots != 0 ? want_slots : (unsigned)nslots, shm_path(name));
+		goto out;
+	}
+	if (fstat(fd, &st) < 0) {
+		set_err(err, errlen, "cannot stat shared memory %s: %s", name, strerror(errno));
+		goto out;
+	}
+	if (header_size != HEADER_SIZE || nslots < RL_MIN_SLOTS || nslots > RL_MAX_SLOTS ||
+	    total != total_size_for(nslots) || (uint64_t)st.st_size != total) {
+		set_err(err, errlen,
+		        "shared memory %s is inconsistent (header %u bytes, %llu slots, "
+		        "%llu bytes recorded, %llu bytes on disk): remove it with chat-admin "
+		        "ratelimit unlink or rm /dev/shm/%s",
+		        name, header_size, (unsigned long long)nslots, (unsigned long long)total,
+		        (unsigned long long)st.st_size, shm_path(name));
+		goto out;
+	}
+	map = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		set_err(err, errlen, "cannot map shared memory %s: %s", name, strerror(errno));
+		goto out;
+	}
+	*out = table_new(map, total, err, errlen);
+	if (*out == NULL) {
+		munmap(map, total);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (pre != MAP_FAILED)
+		munmap(pre, pre_len);
+	return rc;
+}
+
+static int open_segment(const char *name, uint32_t slots, bool may_create, struct rl_table **out,
+                        char *err, size_t errlen)
+{
+	uint64_t deadline = rl_now_ns() + OPEN_WAIT_MS * NS_PER_MS;
+
+	*out = NULL;
+	if (!valid_name(name)) {
+		set_err(err, errlen,
+		        "shared memory name \"%s\" must be one leading slash and up to %d "
+		        "more characters, none of them a slash",
+		        name != NULL ? name : "(null)", NAME_MAX - 1);
+		return -1;
+	}
+	if (may_create && (slots < RL_MIN_SLOTS || slots > RL_MAX_SLOTS)) {
+		set_err(err, errlen, "rate-limit slot count %u is outside %u..%u", slots,
+		        RL_MIN_SLOTS, RL_MAX_SLOTS);
+		return -1;
+	}
+
+	for (;;) {
+		int fd, rc;
+
+		if (may_create) {
+			/* O_EXCL: exactly one process becomes the creator. */
+			fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+			if (fd >= 0) {
+				rc = create_segment(fd, name, slots, out, err, errlen);
+				close(fd);
+				/* Nobody can have used an unpublished segment;
+				 * waiters time out with a clear message. */
+				if (rc < 0)
+					shm_unlink(name);
+				return rc;
+			}
+			if (errno != EEXIST) {
+				set_err(err, errlen, "cannot create shared memory %s: %s", name,
+				        strerror(errno));
+				return -1;
+			}
+		}
+		fd = shm_open(name, O_RDWR, 0);
+		if (fd < 0) {
+			/* Removed between our two shm_open calls (a failed
+			 * creator, an operator): try to create it again. */
+			if (errno == ENOENT && may_create && rl_now_ns() < deadline)
+				continue;
+			if (errno == ENOENT)
+				set_err(err, errlen,
+				        "shared memory %s does not exist (no worker has "
+				        "started yet?)",
+				        name);
+			else
+				set_err(err, errlen, "cannot open shared memory %s: %s", name,
+				        strerror(errno));
+			return -1;
+		}
+		rc = attach_segment(fd, name, may_create ? slots : 0, deadline, out, err, errlen);
+		close(fd);
+		return rc;
+	}
+}
+
+int rl_open(const char *name, uint32_t slots, struct rl_table **out, char *err, size_t errlen)
+{
+	return open_segment(name, slots, true, out, err, errlen);
+}
+
+int rl_attach(const char *name, struct rl_table **out, char *err, size_t errlen)
+{
+	return open_segment(name, 0, false, out, err, errlen);
+}
+
+void rl_close(struct rl_table *t)
+{
+	if (t == NULL)
+		return;
+	munmap(t->shm, t->map_size);
+	free(t);
+}
+
+int rl_unlink(const char *name, char *err, size_t errlen)
+{
+	if (!valid_name(name)) {
+		set_err(err, errlen, "shared memory name \"%s\" is not valid",
+		        name != NULL ? name : "(null)");
+		return -1;
+	}
+	if (shm_unlink(name) < 0) {
+		set_err(err, errlen, "cannot remove shared memory %s: %s", name, strerror(errno));
+		return -1;
+	}
+	return 0;
+}

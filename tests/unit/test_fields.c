@@ -1,0 +1,603 @@
+/*
+ * Unit tests for src/fields.c: the SPEC §2 text rules every handler relies
+ * on.
+ *
+ * UTF-8 validity is checked against the Unicode definition (Table 3-7 of
+ * the standard): overlong forms, UTF-16 surrogates and values past
+ * U+10FFFF are invalid.  Length bounds are tested on both sides of each
+ * limit, in code points where the rule counts characters and in bytes where
+ * it counts bytes, with multi-byte text so the two units cannot be confused.
+ * Every failure is checked through the answer a client would get: the
+ * status, and the "error" and "field" members of the JSON body.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "fields.h"
+
+#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static void expect_error(const struct response *res, int status, const char *code,
+                         const char *field)
+{
+	struct json_object *v;
+
+	ck_assert_int_eq(res->status, status);
+	ck_assert_ptr_nonnull(res->json);
+	ck_assert(json_object_object_get_ex(res->json, "error", &v));
+	ck_assert_str_eq(json_object_get_string(v), code);
+	ck_assert(json_object_object_get_ex(res->json, "detail", &v));
+	ck_assert(json_object_is_type(v, json_type_string));
+	ck_assert_int_gt(json_object_get_string_len(v), 0);
+	if (field) {
+		ck_assert(json_object_object_get_ex(res->json, "field", &v));
+		ck_assert_str_eq(json_object_get_string(v), field);
+	} else {
+		ck_assert(!json_object_object_get_ex(res->json, "field", NULL));
+	}
+}
+
+static struct json_object *parse(const char *text)
+{
+	struct json_object *o = json_tokener_parse(text);
+
+	ck_assert_msg(o != NULL, "test JSON does not parse: %s", text);
+	return o;
+}
+
+/* Run field_text on JSON `text`; returns its result, leaves *res filled. */
+static int text_of(const char *text, const struct text_rule *rule, char **out, size_t *out_len,
+                   struct response *res)
+{
+	struct json_object *o = parse(text);
+	int rc;
+
+	http_response_init(res);
+	rc = field_text(o, rule, out, out_len, res);
+	json_object_put(o);
+	return rc;
+}
+
+/* {"<name>": "<value>"} with the value JSON-escaped by json-c. */
+static struct json_object *object_with(const char *name, const char *value, size_t len)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, name, json_object_new_string_len(value, (int)len));
+	return o;
+}
+
+static int text_value(const char *value, size_t len, const struct text_rule *rule, char **out,
+                      size_t *out_len, struct response *res)
+{
+	struct json_object *o = object_with(rule->name, value, len);
+	int rc;
+
+	http_response_init(res);
+	rc = field_text(o, rule, out, out_len, res);
+	json_object_put(o);
+	return rc;
+}
+
+static char *repeat(const char *unit, size_t times, const char *tail)
+{
+	size_t u = strlen(unit), t = strlen(tail);
+	char *s = malloc(u * times + t + 1);
+
+	ck_assert_ptr_nonnull(s);
+	for (size_t i = 0; i < times; i++)
+		memcpy(s + i * u, unit, u);
+	memcpy(s + u * times, tail, t + 1);
+	return s;
+}
+
+static const struct text_rule title_rule = {"title", true, true, FIELD_CODEPOINTS, 1, 4};
+static const struct text_rule nick_rule = {"nick", false, true, FIELD_CODEPOINTS, 1, 4};
+static const struct text_rule pass_rule = {"password", true, false, FIELD_BYTES, 8, 1024};
+
+/* ---- utf8_count --------------------------------------------------------- */
+
+static const struct {
+	const char *s;
+	size_t count;
+} good_utf8[] = {
+    {"", 0},
+    {"hello", 5},
+    {"\x7f", 1},
+    {"\xc2\x80", 1},         /* U+0080, smallest 2-byte */
+    {"\xc3\xa9", 1},         /* é */
+    {"\xdf\xbf", 1},         /* U+07FF */
+    {"\xe0\xa0\x80", 1},     /* U+0800, smallest 3-byte */
+    {"\xe2\x82\xac", 1},     /* € */
+    {"\xed\x9f\xbf", 1},     /* U+D7FF, just below the surrogates */
+    {"\xee\x80\x80", 1},     /* U+E000, just above */
+    {"\xef\xbf\xbf", 1},     /* U+FFFF */
+    {"\xf0\x90\x80\x80", 1}, /* U+10000, smallest 4-byte */
+    {"\xf0\x9f\x98\x80", 1}, /* 😀 */
+    {"\xf4\x8f\xbf\xbf", 1}, /* U+10FFFF, the last code point */
+    {"a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z", 5},
+};
+
+START_TEST(utf8_valid)
+{
+	size_t count = 12345;
+	const char *s = good_utf8[_i].s;
+
+	ck_assert_msg(utf8_count(s, strlen(s), &count) == 0, "case %d rejected", _i);
+	ck_assert_uint_eq(count, good_utf8[_i].count);
+}
+END_TEST
+
+static const char *const bad_utf8[] = {
+    "\x80",                 /* lone continuation byte */
+    "a\xbf",                /* lone continuation byte after ASCII */
+    "\xc0\xaf",             /* overlong '/' */
+    "\xc1\xbf",             /* overlong U+007F */
+    "\xe0\x80\xaf",         /* overlong 3-byte */
+    "\xe0\x9f\xbf",         /* overlong U+07FF */
+    "\xf0\x80\x80\xaf",     /* overlong 4-byte */
+    "\xf0\x8f\xbf\xbf",     /* overlong U+FFFF */
+    "\xed\xa0\x80",         /* surrogate U+D800 */
+    "\xed\xbf\xbf",         /* surrogate U+DFFF */
+    "\xf4\x90\x80\x80",     /* U+110000 */
+    "\xf5\x80\x80\x80",     /* lead byte past U+10FFFF */
+    "\xf8\x88\x80\x80\x80", /* 5-byte form */
+    "\xfe",
+    "\xff",
+    "\xc3",             /* truncated 2-byte */
+    "\xe2\x82",         /* truncated 3-byte */
+    "\xf0\x9f\x98",     /* truncated 4-byte */
+    "ab\xe2\x82",       /* truncated at the end of longer text */
+    "\xc3\x28",         /* lead byte followed by ASCII */
+    "\xe2\x28\xac",     /* bad second byte */
+    "\xf0\x9f\x98\x28", /* bad last byte */
+};
+
+START_TEST(utf8_invalid)
+{
+	size_t count;
+	const char *s = bad_utf8[_i];
+
+	ck_assert_msg(utf8_count(s, strlen(s), &count) == -1, "case %d accepted", _i);
+}
+END_TEST
+
+START_TEST(utf8_uses_len_not_nul)
+{
+	size_t count;
+
+	/* the length given, not strlen, bounds the scan */
+	ck_assert_int_eq(utf8_count("\xe2\x82\xac", 2, &count), -1);
+	ck_assert_int_eq(utf8_count("ab\xff", 2, &count), 0);
+	ck_assert_uint_eq(count, 2);
+}
+END_TEST
+
+/* ---- field_text --------------------------------------------------------- */
+
+START_TEST(text_ok)
+{
+	struct response res;
+	char *out;
+	size_t len;
+
+	ck_assert_int_eq(text_of("{\"title\":\"abc\"}", &title_rule, &out, &len, &res), 1);
+	ck_assert_str_eq(out, "abc");
+	ck_assert_uint_eq(len, 3);
+	free(out);
+	http_response_free(&res);
+}
+END_TEST
+
+START_TEST(text_required_missing)
+{
+	struct response res;
+	char *out = (char *)1;
+	size_t len = 7;
+
+	ck_assert_int_eq(text_of("{\"other\":\"x\"}", &title_rule, &out, &len, &res), -1);
+	expect_error(&res, 422, "validation_failed", "title");
+	ck_assert_ptr_null(out);
+	http_response_free(&res);
+}
+END_TEST
+
+START_TEST(text_optional_missing)
+{
+	struct response res;
+	char *out = (char *)1;
+	size_t len = 7;
+
+	ck_assert_int_eq(text_of("{}", &nick_rule, &out, &len, &res), 0);
+	ck_assert_ptr_null(out);
+	ck_assert_uint_eq(len, 0);
+	ck_assert_ptr_null(res.json); /* no answer was written */
+	http_response_free(&res);
+}
+END_TEST
+
+/* Wrong JSON types are a 400 bad_request naming the field. */
+static const char *const wrong_types[] = {
+    "{\"title\":5}",       "{\"title\":1.5}", "{\"title\":true}",
+    "{\"title\":[\"a\"]}", "{\"title\":{}}",  "{\"title\":null}",
+};
+
+START_TEST(text_wrong_type)
+{
+	struct response res;
+	char *out = (char *)1;
+	size_t len;
+
+	ck_assert_msg(text_of(wrong_types[_i], &title_rule, &out, &len, &res) == -1, "%s accepted",
+	              wrong_types[_i]);
+	ck_assert_msg(res.status == 400, "%s: status %d, want 400", wrong_types[_i], res.status);
+	expect_error(&res, 400, "bad_request", "title");
+	ck_assert_ptr_null(out);
+	http_response_free(&res);
+}
+END_TEST
+
+START_TEST(text_optional_wrong_type)
+{
+	struct response res;
+	char *out;
+	size_t len;
+
+	ck_assert_int_eq(text_of("{\"nick\":7}", &nick_rule, &out, &len, &res), -1);
+	expect_error(&res, 400, "bad_request", "nick");
+	http_response_free(&res);
+}
+END_TEST
+
+START_TEST(text_nul_rejected)
+{
+	struct response res;
+	char *out = (char *)1;
+	size_t len;
+
+	/* parsed from the \u0000 escape, as http_parse_json_object lets it through */
+	ck_assert_int_eq(text_of("{\"title\":\"a\\u0000b\"}", &title_rule, &out, &len, &res), -1);
+	expect_error(&res, 422, "validation_failed", "title");
+	ck_assert_ptr_null(out);
+	http_response_free(&res);
+
+	ck_assert_int_eq(text_value("pass\0word", 9, &pass_rule, &out, &len, &res), -1);
+	expect_error(&res, 422, "validation_failed", "password");
+	http_response_free(&res);
+}
+END_TEST
+
+START_TEST(text_invalid_utf8_rejected)
+{
+	struct response res;
+	char *out;
+	size_t len;
+
+	ck_assert_int_eq(text_value("a\xc0\xaf", 3, &title_rule, &out, &len, &res), -1);
+	expect_error(&res, 422, "validation_failed", "title");
+	http_response_free(&res);
+	ck_assert_int_eq(text_value("\xed\xa0\x80", 3, &title_rule, &out, &len, &res), -1);
+	expect_error(&res, 422, "validation_failed", "title");
+	http_response_free(&res);
+}
+END_TEST
+
+START_TEST(text_trimmed)
+{
+	struct response res;
+	char *out;
+	size_t len;
+
+	ck_assert_int_eq(
+	    text_of("{\"title\":\" \\t\\n ab c\\r\\n \"}", &title_rule, &out, &len, &res), 1);
+	ck_assert_str_eq(out, "ab c");
+	ck_assert_uint_eq(len, 4);
+	free(out);
+	http_response_free(&res);
+
+	/* "  abcd  " is 8 before trimming but 4 after: the bound applies after */
+	ck_assert_int_eq(text_of("{\"title\":\"  abcd  \"}", &title_rule, &out, &len, &res), 1);
+	ck_assert_str_eq(out, "abcd");
+	free(out);
+	http_response_free(&res);
+
+	/* only blanks: empty after trimming, below min 1 */
+	ck_assert_int_eq(text_of("{\"title\":\"   \"}", &title_rule, &out, &len, &res), -1);
+	expect_error(&res, 422, "validation_failed", "title");
+	http_response_free(&res);
+}
+END_TEST
+
+START_TEST(text_not_trimmed_without_trim)
+{
+	struct response res;
+	char *out;
+	size_t len;
+
+	ck_assert_int_eq(text_of("{\"password\":\"  secret  \"}", &pass_rule, &out, &len, &res), 1);
+	ck_assert_str_eq(out, "  secret  ");
+	ck_assert_uint_eq(len, 10);
+	free(out);
+	http_response_free(&res);
+}
+END_TEST
+
+START_TEST(text_codepoint_bounds)
+{
+	struct response res;
+	char *out;
+	size_t len;
+	static const char four[] = "\xc3\xa9\xc3\xa9\xc3\xa9\xe2\x82\xac"; /* ééé€ */
+	static const char five[] = "\xc3\xa9\xc3\xa9\xc3\xa9\xe2\x82\xac"
+	                           "a";
+
+	ck_assert_int_eq(text_value(four, 9, &title_rule, &out, &len, &res), 1);
+	ck_assert_str_eq(out, four);
+	ck_assert_uint_eq(len, 9);
+	free(out);
+	http_response_free(&res);
+
+	ck_assert_int_eq(text_value(five, 10, &title_rule, &out, &len, &res), -1);
+	expect_error(&res, 422, "validation_failed", "title");
+	http_response_free(&res);
+
+	ck_assert_int_eq(text_value("\xf0\x9f\x98\x80", 4, &title_rule, &out, &len, &res), 1);
+	free(out);
+	http_response_free(&res);
+
+	ck_assert_int_eq(text_value("", 0, &title_rule, &out, &len, &res), -1);
+	expect_error(&res, 422, "validation_failed", "title");
+	http_response_free(&res);
+}
+END_TEST
+
+START_TEST(text_byte_bounds)
+{
+	struct response res;
+	char *out;
+	size_t len;
+	char *s;
+
+	s = repeat("a", 8, "");
+	ck_assert_int_eq(text_value(s, 8, &pass_rule, &out, &len, &res), 1);
+	ck_assert_uint_eq(len, 8);
+	free(out);
+	http_response_free(&res);
+	free(s);
+
+	s = repeat("a", 7, "");
+	ck_assert_int_eq(text_value(s, 7, &pass_rule, &out, &len, &res), -1);
+	expect_error(&res, 422, "validation_failed", "password");
+	http_response_free(&res);
+	free(s);
+
+	/* four é are 4 code points but 8 bytes: long enough in bytes */
+	ck_assert_int_eq(
+	    text_value("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 8, &pass_rule, &out, &len, &res), 1);
+	free(out);
+	http_response_free(&res);
+
+	s = repeat("x", 1024, "");
+	ck_assert_int_eq(text_value(s, 1024, &pass_rule, &out, &len, &res), 1);
+	ck_assert_uint_eq(len, 1024);
+	ck_assert_mem_eq(out, s, 1024);
+	free(out);
+	http_response_free(&res);
+	free(s);
+
+	s = repeat("x", 1025, "");
+	ck_assert_int_eq(text_value(s, 1025, &pass_rule, &out, &len, &res), -1);
+	expect_error(&res, 422, "validation_failed", "password");
+	http_response_free(&res);
+	free(s);
+
+	/* 513 é: 513 code points but 1026 bytes: too long in bytes */
+	s = repeat("\xc3\xa9", 513, "");
+	ck_assert_int_eq(text_value(s, 1026, &pass_rule, &out, &len, &res), -1);
+	expect_error(&res, 422, "validation_failed", "password");
+	http_response_free(&res);
+	free(s);
+}
+END_TEST
+
+START_TEST(check_text_direct)
+{
+	struct response res;
+	char *out;
+	size_t len;
+
+	http_response_init(&res);
+	ck_assert_int_eq(field_check_text(" al ice ", 8, &title_rule, &out, &len, &res), -1);
+	expect_error(&res, 422, "validation_failed", "title");
+	http_response_free(&res);
+
+	http_response_init(&res);
+	ck_assert_int_eq(field_check_text(" alic ", 6, &title_rule, &out, &len, &res), 1);
+	ck_assert_str_eq(out, "alic");
+	free(out);
+	http_response_free(&res);
+}
+END_TEST
+
+/* ---- field_email -------------------------------------------------------- */
+
+static int email(char *s, struct response *res)
+{
+	http_response_init(res);
+	return field_email(s, strlen(s), "email", res);
+}
+
+START_TEST(email_lowercased)
+{
+	struct response res;
+	char s[] = "A@X.io";
+	char t[] = "Caf\xc3\x89@Example.COM"; /* CaféÉ: only ASCII is folded */
+
+	ck_assert_int_eq(email(s, &res), 0);
+	ck_assert_str_eq(s, "a@x.io");
+	ck_assert_ptr_null(res.json);
+	http_response_free(&res);
+
+	ck_assert_int_eq(email(t, &res), 0);
+	ck_assert_str_eq(t, "caf\xc3\x89@example.com");
+	http_response_free(&res);
+}
+END_TEST
+
+START_TEST(email_length_bounds)
+{
+	struct response res;
+	char s3[] = "a@b";
+	char s2[] = "ab";
+	char *s;
+
+	ck_assert_int_eq(email(s3, &res), 0);
+	http_response_free(&res);
+
+	ck_assert_int_eq(email(s2, &res), -1);
+	expect_error(&res, 422, "validation_failed", "email");
+	http_response_free(&res);
+
+	/* 254 ASCII characters */
+	s = repeat("b", 250, "@x.i");
+	ck_assert_uint_eq(strlen(s), 254);
+	ck_assert_int_eq(email(s, &res), 0);
+	http_response_free(&res);
+	free(s);
+
+	s = repeat("b", 251, "@x.i");
+	ck_assert_int_eq(email(s, &res), -1);
+	expect_error(&res, 422, "validation_failed", "email");
+	http_response_free(&res);
+	free(s);
+
+	/* counted in code points: 249 é + "@x.io" is 254 characters, 503 bytes */
+	s = repeat("\xc3\xa9", 249, "@x.io");
+	ck_assert_int_eq(email(s, &res), 0);
+	http_response_free(&res);
+	free(s);
+
+	s = repeat("\xc3\xa9", 250, "@x.io");
+	ck_assert_int_eq(email(s, &res), -1);
+	expect_error(&res, 422, "validation_failed", "email");
+	http_response_free(&res);
+	free(s);
+}
+END_TEST
+
+static const char *const bad_emails[] = {
+    "alice.example.com", /* no '@' */
+    "a@b@c.io",          /* two */
+    "@example.com",      /* nothing before */
+    "alice@",            /* nothing after */
+    "ali ce@x.io",       /* space */
+    "alice@x.io ",       /* trailing space (the caller trims first) */
+    "ali\tce@x.io",      /* tab */
+    "ali\nce@x.io",      /* newline */
+    "ali\x01"
+    "ce@x.io", /* control character */
+    "ali\x7f"
+    "ce@x.io", /* DEL */
+    "ali\xc2\x85"
+    "ce@x.io", /* U+0085 NEL */
+    "ali\xc2\xa0"
+    "ce@x.io", /* U+00A0 no-break space */
+    "ali\xe3\x80\x80"
+    "ce@x.io", /* U+3000 ideographic space */
+    "ali\xe2\x80\x8b"
+    "ce@x.io", /* U+200B zero-width space */
+    "ali\xe2\x80\xa8"
+    "ce@x.io", /* U+2028 line separator */
+    "ali\xef\xbb\xbf"
+    "ce@x.io", /* U+FEFF */
+    "ali\xc0\xaf"
+    "ce@x.io", /* invalid UTF-8 */
+    "ali\xff"
+    "ce@x.io", /* invalid UTF-8 */
+};
+
+START_TEST(email_rejected)
+{
+	struct response res;
+	char *s = strdup(bad_emails[_i]);
+
+	ck_assert_ptr_nonnull(s);
+	ck_assert_msg(email(s, &res) == -1, "case %d accepted", _i);
+	expect_error(&res, 422, "validation_failed", "email");
+	http_response_free(&res);
+	free(s);
+}
+END_TEST
+
+START_TEST(email_field_name_passed_through)
+{
+	struct response res;
+	char s[] = "nobody";
+
+	http_response_init(&res);
+	ck_assert_int_eq(field_email(s, strlen(s), "members", &res), -1);
+	expect_error(&res, 422, "validation_failed", "members");
+	http_response_free(&res);
+}
+END_TEST
+
+START_TEST(free_secret_null)
+{
+	char *s = strdup("hunter22");
+
+	ck_assert_ptr_nonnull(s);
+	field_free_secret(s, strlen(s));
+	field_free_secret(NULL, 0); /* must be a no-op */
+}
+END_TEST
+
+static Suite *fields_suite(void)
+{
+	Suite *s = suite_create("fields");
+	TCase *utf8 = tcase_create("utf8");
+	TCase *text = tcase_create("text");
+	TCase *mail = tcase_create("email");
+
+	tcase_add_loop_test(utf8, utf8_valid, 0, N(good_utf8));
+	tcase_add_loop_test(utf8, utf8_invalid, 0, N(bad_utf8));
+	tcase_add_test(utf8, utf8_uses_len_not_nul);
+	suite_add_tcase(s, utf8);
+
+	tcase_add_test(text, text_ok);
+	tcase_add_test(text, text_required_missing);
+	tcase_add_test(text, text_optional_missing);
+	tcase_add_loop_test(text, text_wrong_type, 0, N(wrong_types));
+	tcase_add_test(text, text_optional_wrong_type);
+	tcase_add_test(text, text_nul_rejected);
+	tcase_add_test(text, text_invalid_utf8_rejected);
+	tcase_add_test(text, text_trimmed);
+	tcase_add_test(text, text_not_trimmed_without_trim);
+	tcase_add_test(text, text_codepoint_bounds);
+	tcase_add_test(text, text_byte_bounds);
+	tcase_add_test(text, check_text_direct);
+	suite_add_tcase(s, text);
+
+	tcase_add_test(mail, email_lowercased);
+	tcase_add_test(mail, email_length_bounds);
+	tcase_add_loop_test(mail, email_rejected, 0, N(bad_emails));
+	tcase_add_test(mail, email_field_name_passed_through);
+	tcase_add_test(mail, free_secret_null);
+	suite_add_tcase(s, mail);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(fields_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
