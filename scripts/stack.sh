@@ -146,25 +146,31 @@ stack_migrate() {
 		stack_env chat_owner
 		"$1/chat-admin" migrate "$STACK_SRCDIR/sql"
 	) || return 1
+	# Through stdin: the postgres user may not be able to read our tree.
 	as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$STACK_DIR/pg/sock" -p "$PG_PORT" -U chat_owner \
-		-d chat -v worker=chat_app -f "$STACK_SRCDIR/scripts/grant-worker-role.sql" >/dev/null
+		-d chat -v worker=chat_app -f - <"$STACK_SRCDIR/scripts/grant-worker-role.sql" >/dev/null
 }
 
-# stack_lighttpd_start BUILDDIR PORT WORKERS: lighttpd in the background from
-# the top-level template with our var.* values; the workers inherit the
-# current environment (see stack_env).  Its stderr (and so the workers' log
-# lines) goes to $STACK_DIR/lighttpd.log.
-stack_lighttpd_start() {
-	local build=$1 port=$2 workers=$3 user=""
+# stack_lighttpd_conf BUILDDIR PORT WORKERS: the top-level template with our
+# var.* values (and no user switch: workers run as whoever runs lighttpd).
+stack_lighttpd_conf() {
+	local build=$1 port=$2 workers=$3
 	mkdir -p "$STACK_DIR/run"
-	[ "$(id -u)" -eq 0 ] && user=""
 	sed -e "s|^var.chat_port .*|var.chat_port    = $port|" \
 		-e "s|^var.chat_workers .*|var.chat_workers = $workers|" \
 		-e "s|^var.chat_bin .*|var.chat_bin     = \"$build/chat-fcgi\"|" \
 		-e "s|^var.chat_state .*|var.chat_state   = \"$STACK_DIR/run\"|" \
-		-e "s|^var.chat_user .*|var.chat_user    = \"$user\"|" \
+		-e "s|^var.chat_user .*|var.chat_user    = \"\"|" \
 		"$STACK_SRCDIR/lighttpd.conf" >"$STACK_DIR/lighttpd.conf"
-	lighttpd -tt -f "$STACK_DIR/lighttpd.conf" >/dev/null || return 1
+	lighttpd -tt -f "$STACK_DIR/lighttpd.conf" >/dev/null
+}
+
+# stack_lighttpd_start BUILDDIR PORT WORKERS: lighttpd in the background; the
+# workers inherit the current environment (see stack_env).  Its stderr (and
+# so the workers' log lines) goes to $STACK_DIR/lighttpd.log.
+stack_lighttpd_start() {
+	stack_lighttpd_conf "$@" || return 1
+	local port=$2
 	lighttpd -D -f "$STACK_DIR/lighttpd.conf" 2>>"$STACK_DIR/lighttpd.log" &
 	LIGHTTPD_PID=$!
 	stack_wait_port "$port" 20 || { cat "$STACK_DIR/lighttpd.log" >&2; return 1; }

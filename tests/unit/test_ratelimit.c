@@ -1113,6 +1113,107 @@ START_TEST(test_table_overflow)
 }
 END_TEST
 
+/*
+ * Layout version 1, white-box: a key's two entries can only come from a race
+ * between processes (see fold() in ratelimit.c), so plant one by hand, using
+ * only what the layout documents: header_size at offset 12 and the slot word
+ * disp:4 | fp:20 | tat:40.
+ */
+START_TEST(test_twins_are_folded)
+{
+	enum { N = 64 };
+	const char *name = test_name("twins");
+	struct rl_table *t = must_open(name, N);
+	int fd = shm_open(name, O_RDWR, 0), at = -1;
+	uint8_t *map;
+	uint32_t header_size;
+	_Atomic uint64_t *slots;
+	uint64_t w, tat_mask = (UINT64_C(1) << 40) - 1, twin;
+	unsigned disp;
+	struct rl_stats st;
+
+	ck_assert_int_ge(fd, 0);
+	map = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+	ck_assert_ptr_ne(map, MAP_FAILED);
+	memcpy(&header_size, map + 12, sizeof(header_size));
+	munmap(map, 4096);
+	map = mmap(NULL, header_size + N * 8, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ck_assert_ptr_ne(map, MAP_FAILED);
+	close(fd);
+	slots = (_Atomic uint64_t *)(void *)(map + header_size);
+
+	/* One admission of 5/minute: the only entry, TAT = T0 + 12 s. */
+	ck_assert(check_key(t, 5, 60, 0, "eve", T0).allowed);
+	for (int i = 0; i < N; i++)
+		if (atomic_load(&slots[i]) != 0) {
+			ck_assert_int_eq(at, -1);
+			at = i;
+		}
+	ck_assert_int_ge(at, 0);
+	w = atomic_load(&slots[at]);
+	ck_assert_uint_eq(w & tat_mask, T0 / NS_PER_MS + 12000);
+	disp = (unsigned)(w >> 60);
+	ck_assert_uint_lt(disp, 15);
+
+	/* A twin one slot further that saw three more admissions. */
+	twin = (uint64_t)(disp + 1) << 60 | (w & ~(UINT64_C(15) << 60) & ~tat_mask) |
+	       (T0 / NS_PER_MS + 48000);
+	atomic_store(&slots[(at + 1) % N], twin);
+
+	/* The next check merges them into the nearer slot with the larger TAT,
+	 * then decides on that: the fifth admission, none left. */
+	expect(check_key(t, 5, 60, 0, "eve", T0), true, 0, 60, 0);
+	ck_assert_uint_eq(atomic_load(&slots[(at + 1) % N]), 0);
+	ck_assert_uint_eq(atomic_load(&slots[at]) & tat_mask, T0 / NS_PER_MS + 60000);
+	ck_assert_int_eq(check_key(t, 5, 60, 0, "eve", T0).outcome, RL_LIMITED);
+	rl_stats(t, T0, &st);
+	ck_assert_uint_eq(st.folds, 1);
+
+	/* A twin with the smaller TAT changes nothing but disappears. */
+	atomic_store(&slots[(at + 1) % N], (twin & ~tat_mask) | (T0 / NS_PER_MS + 1));
+	ck_assert_int_eq(check_key(t, 5, 60, 0, "eve", T0).outcome, RL_LIMITED);
+	ck_assert_uint_eq(atomic_load(&slots[(at + 1) % N]), 0);
+	ck_assert_uint_eq(atomic_load(&slots[at]) & tat_mask, T0 / NS_PER_MS + 60000);
+
+	munmap(map, header_size + N * 8);
+	rl_close(t);
+}
+END_TEST
+
+/*
+ * A key whose replenished entry was evicted by a process with a later clock
+ * read must not start afresh at an earlier time: that would admit it twice
+ * within T.  Single-window table so that the eviction is forced.
+ */
+START_TEST(test_eviction_floor)
+{
+	struct rl_table *t = must_open(test_name("floor"), 16);
+	char key[16];
+	struct rl_result r;
+
+	/* 15 keys limited for an hour and "a", 1/second, at 10 s: TAT 11 s. */
+	for (int i = 0; i < 15; i++) {
+		snprintf(key, sizeof(key), "filler%d", i);
+		ck_assert(check_key(t, 1, 3600, 0, key, T0).allowed);
+	}
+	ck_assert(check_key(t, 1, 1, 0, "a", T0 + SEC(10)).allowed);
+	ck_assert_int_eq(check_key(t, 1, 3600, 0, "b", T0 + SEC(10)).outcome, RL_TABLE_FULL);
+
+	/* At 12 s "b" takes the only replenished slot, a's. */
+	ck_assert(check_key(t, 1, 3600, 0, "b", T0 + SEC(12)).allowed);
+	ck_assert_int_eq(rl_reset_key(t, 0, "filler0", 7), 1);
+
+	/* A process whose clock read 10.5 s comes late: "a" has no entry, but
+	 * its history counts: admitted as of 11 s (its old TAT), not 10.5 s,
+	 * so it is not admitted again before 12 s. */
+	r = check_key(t, 1, 1, 0, "a", T0 + MS(10500));
+	ck_assert(r.allowed);
+	ck_assert_int_eq(check_key(t, 1, 1, 0, "a", T0 + MS(11500)).outcome, RL_LIMITED);
+	ck_assert(check_key(t, 1, 1, 0, "a", T0 + SEC(12)).allowed);
+	rl_close(t);
+}
+END_TEST
+
 /* ---- the guarantee across processes, with a real clock ---- */
 
 struct rec {
@@ -1304,6 +1405,8 @@ static Suite *ratelimit_suite(void)
 	tcase_add_test(shm, test_never_published);
 	tcase_add_test(shm, test_sigkill_mid_update);
 	tcase_add_test(shm, test_table_overflow);
+	tcase_add_test(shm, test_twins_are_folded);
+	tcase_add_test(shm, test_eviction_floor);
 	tcase_add_test(shm, test_concurrent_guarantee);
 	tcase_add_test(shm, test_reset_and_stats);
 	tcase_set_timeout(shm, 60);

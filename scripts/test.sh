@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this):
+#   1. missing packages installed;
+#   2. formatting (clang-format) and static analysis (cppcheck);
+#   3. -Wall -Wextra -Werror build, `make check` (unit + end-to-end);
+#   4. the same under AddressSanitizer + UndefinedBehaviorSanitizer;
+#   5. unit tests under valgrind;
+#   6. `make distcheck` (the tarball builds and passes its tests).
+# End-to-end tests start their own PostgreSQL and lighttpd; nothing needs
+# to be running.  Works as root or as a user with sudo.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "dependencies"
+scripts/install-deps.sh
+
+step "format and static analysis"
+clang-format --dry-run --Werror $(find src tests/unit bench -name "*.[ch]")
+cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
+	--suppress=missingIncludeSystem --inline-suppr -Isrc src tests/unit bench
+
+step "build with -Werror"
+autoreconf -fi >/dev/null 2>&1
+run_check() { # DIR CONFIGURE-FLAGS...
+	local dir=$1
+	shift
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	(cd "$dir" && "$top/configure" -q "$@" && make -j"$(nproc)" >/dev/null &&
+		make check -j1 || { cat test-suite.log 2>/dev/null | tail -n 200; exit 1; })
+}
+run_check _build/werror --enable-werror
+
+step "sanitizers (ASan + UBSan)"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	run_check _build/asan --enable-werror --enable-sanitizers
+
+step "unit tests under valgrind"
+for t in _build/werror/tests/unit/test_*; do
+	[ -x "$t" ] || continue
+	CK_FORK=no valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+		"$t" >/dev/null || { echo "valgrind: $t failed"; exit 1; }
+	echo "valgrind: $(basename "$t") clean"
+done
+
+step "distcheck"
+(cd _build/werror && make distcheck -j"$(nproc)" DISTCHECK_CONFIGURE_FLAGS=--enable-werror >/dev/null ||
+	{ find . -name test-suite.log -path '*_build*' -exec tail -n 100 {} \; ; exit 1; })
+echo "distcheck: the tarball builds and passes make check"
+
+# One closing line over both make check runs.
+pass=$(cat _build/werror/tests/*/*.trs _build/asan/tests/*/*.trs | grep -c '^:test-result: PASS')
+fail=$(cat _build/werror/tests/*/*.trs _build/asan/tests/*/*.trs | grep -c '^:test-result: \(FAIL\|ERROR\|XPASS\)' || true)
+echo
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

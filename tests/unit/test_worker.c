@@ -1,0 +1,228 @@
+/*
+ * The request pipeline without a web server or a database: what is decided
+ * at the edge (route, body cap, media type, body, token) must be decided
+ * before any byte of an oversized body is read and before any query.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "worker.h"
+
+static struct worker w;
+static int reads;
+
+static ssize_t counting_reader(void *ctx, char *buf, size_t n)
+{
+	const char **src = ctx;
+	size_t len = strlen(*src);
+
+	reads++;
+	if (len > n)
+		len = n;
+	memcpy(buf, *src, len);
+	*src += len;
+	return (ssize_t)len;
+}
+
+static void setup(void)
+{
+	char *env[] = {"APP_MODE=DEV", "SECRET_KEY=unit-test-key", "SCRYPT_N=10", NULL};
+	struct config_problems p = {0};
+
+	memset(&w, 0, sizeof w);
+	ck_assert_int_eq(config_load(&w.cfg, env, &p), 0);
+	db_init(&w.db, &w.cfg);
+	ck_assert_int_eq(auth_init(&w), 0);
+	reads = 0;
+}
+
+static void teardown(void)
+{
+	db_close(&w.db);
+	config_free(&w.cfg);
+}
+
+/* Run one request; params is a NULL-terminated CGI array. */
+static void run(char **params, const char *body, struct request *req, struct response *res)
+{
+	const char *cursor = body ? body : "";
+
+	ck_assert_int_eq(http_request_init(req, params), 0);
+	http_response_init(res);
+	worker_handle(&w, req, res, counting_reader, &cursor);
+}
+
+static const char *error_code(const struct response *res)
+{
+	struct json_object *e;
+
+	if (!res->json || !json_object_object_get_ex(res->json, "error", &e))
+		return "";
+	return json_object_get_string(e);
+}
+
+static void done(struct request *req, struct response *res)
+{
+	http_response_free(res);
+	http_request_free(req);
+}
+
+START_TEST(oversized_body_is_refused_unread)
+{
+	char *p[] = {"REQUEST_METHOD=POST", "REQUEST_URI=/auth/register",
+		     "CONTENT_TYPE=application/json", "CONTENT_LENGTH=10485760", NULL};
+	struct request req;
+	struct response res;
+
+	run(p, "{\"email\":", &req, &res);
+	ck_assert_int_eq(res.status, 413);
+	ck_assert_str_eq(error_code(&res), "payload_too_large");
+	ck_assert_int_eq(reads, 0);
+	ck_assert_ptr_null(w.db.conn);
+	done(&req, &res);
+}
+END_TEST
+
+START_TEST(one_byte_over_the_cap_is_413_exactly_the_cap_is_read)
+{
+	char over[32], exact[32];
+	char *p[] = {"REQUEST_METHOD=POST", "REQUEST_URI=/auth/register",
+		     "CONTENT_TYPE=application/json", over, NULL};
+	struct request req;
+	struct response res;
+	char *body = malloc(w.cfg.max_body_bytes + 1);
+
+	snprintf(over, sizeof over, "CONTENT_LENGTH=%zu", w.cfg.max_body_bytes + 1);
+	run(p, "", &req, &res);
+	ck_assert_int_eq(res.status, 413);
+	ck_assert_int_eq(reads, 0);
+	done(&req, &res);
+
+	/* Exactly the cap: read, then refused as JSON, not as too large. */
+	memset(body, ' ', w.cfg.max_body_bytes);
+	body[w.cfg.max_body_bytes] = '\0';
+	snprintf(exact, sizeof exact, "CONTENT_LENGTH=%zu", w.cfg.max_body_bytes);
+	p[3] = exact;
+	run(p, body, &req, &res);
+	ck_assert_int_eq(res.status, 400);
+	ck_assert_int_gt(reads, 0);
+	done(&req, &res);
+	free(body);
+}
+END_TEST
+
+START_TEST(wrong_media_type_is_415_unread)
+{
+	char *p[] = {"REQUEST_METHOD=POST", "REQUEST_URI=/auth/register", "CONTENT_TYPE=text/plain",
+		     "CONTENT_LENGTH=2", NULL};
+	struct request req;
+	struct response res;
+
+	run(p, "{}", &req, &res);
+	ck_assert_int_eq(res.status, 415);
+	ck_assert_str_eq(error_code(&res), "unsupported_media_type");
+	ck_assert_int_eq(reads, 0);
+	done(&req, &res);
+}
+END_TEST
+
+START_TEST(short_body_is_400)
+{
+	char *p[] = {"REQUEST_METHOD=POST", "REQUEST_URI=/auth/register",
+		     "CONTENT_TYPE=application/json", "CONTENT_LENGTH=100", NULL};
+	struct request req;
+	struct response res;
+
+	run(p, "{\"email\":\"a@x.io\"}", &req, &res);
+	ck_assert_int_eq(res.status, 400);
+	ck_assert_str_eq(error_code(&res), "bad_request");
+	ck_assert_ptr_null(w.db.conn);
+	done(&req, &res);
+}
+END_TEST
+
+START_TEST(huge_bearer_token_is_401_without_the_database)
+{
+	size_t n = 100 * 1024;
+	char *auth = malloc(n + 64);
+	char *p[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/auth/me", auth, NULL};
+	struct request req;
+	struct response res;
+
+	strcpy(auth, "HTTP_AUTHORIZATION=Bearer ");
+	memset(auth + strlen(auth), 'A', n);
+	auth[strlen("HTTP_AUTHORIZATION=Bearer ") + n] = '\0';
+	run(p, NULL, &req, &res);
+	ck_assert_int_eq(res.status, 401);
+	ck_assert_str_eq(error_code(&res), "unauthorized");
+	ck_assert_ptr_nonnull(strstr(res.extra_headers, "WWW-Authenticate: Bearer\r\n"));
+	ck_assert_ptr_null(w.db.conn);
+	done(&req, &res);
+	free(auth);
+}
+END_TEST
+
+START_TEST(routing_errors)
+{
+	char *p404[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/nope?x=1", NULL};
+	char *p405[] = {"REQUEST_METHOD=PUT", "REQUEST_URI=/auth/me", NULL};
+	struct request req;
+	struct response res;
+
+	run(p404, NULL, &req, &res);
+	ck_assert_int_eq(res.status, 404);
+	ck_assert_str_eq(error_code(&res), "not_found");
+	done(&req, &res);
+
+	run(p405, NULL, &req, &res);
+	ck_assert_int_eq(res.status, 405);
+	ck_assert_ptr_nonnull(strstr(res.extra_headers, "Allow: GET\r\n"));
+	done(&req, &res);
+}
+END_TEST
+
+START_TEST(healthz_needs_no_database)
+{
+	char *p[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/healthz", NULL};
+	struct request req;
+	struct response res;
+	struct json_object *s;
+
+	run(p, NULL, &req, &res);
+	ck_assert_int_eq(res.status, 200);
+	ck_assert(json_object_object_get_ex(res.json, "status", &s));
+	ck_assert_str_eq(json_object_get_string(s), "ok");
+	ck_assert_ptr_null(w.db.conn);
+	done(&req, &res);
+}
+END_TEST
+
+static Suite *worker_suite(void)
+{
+	Suite *s = suite_create("worker");
+	TCase *tc = tcase_create("pipeline");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, oversized_body_is_refused_unread);
+	tcase_add_test(tc, one_byte_over_the_cap_is_413_exactly_the_cap_is_read);
+	tcase_add_test(tc, wrong_media_type_is_415_unread);
+	tcase_add_test(tc, short_body_is_400);
+	tcase_add_test(tc, huge_bearer_token_is_401_without_the_database);
+	tcase_add_test(tc, routing_errors);
+	tcase_add_test(tc, healthz_needs_no_database);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(worker_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
