@@ -47,7 +47,7 @@ static int load_config(struct config *cfg, bool print_all)
 		fprintf(stderr, "config: %s\n", problems.lines[i]);
 	if (!print_all && problems.count > 1)
 		fprintf(stderr, "config: ... %zu problems in all (chat-admin check-config)\n",
-			problems.count);
+		        problems.count);
 	config_problems_free(&problems);
 	return -1;
 }
@@ -71,7 +71,8 @@ static bool migration_name(const char *name)
 	size_t n = strlen(name);
 
 	return n > 8 && name[0] >= '0' && name[0] <= '9' && name[1] >= '0' && name[1] <= '9' &&
-	       name[2] >= '0' && name[2] <= '9' && name[3] == '_' && strcmp(name + n - 4, ".sql") == 0;
+	       name[2] >= '0' && name[2] <= '9' && name[3] == '_' &&
+	       strcmp(name + n - 4, ".sql") == 0;
 }
 
 static int by_name(const void *a, const void *b)
@@ -121,7 +122,7 @@ static int apply_one(PGconn *c, const char *dir, const char *name, bool *applied
 	bool done;
 
 	r = PQexecParams(c, "SELECT 1 FROM chat.schema_migrations WHERE version = $1", 1, NULL,
-			 version, NULL, NULL, 0);
+	                 version, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		fprintf(stderr, "migrate: %s: %s", name, PQresultErrorMessage(r));
 		PQclear(r);
@@ -148,7 +149,7 @@ static int apply_one(PGconn *c, const char *dir, const char *name, bool *applied
 	}
 	free(sql);
 	r = PQexecParams(c, "INSERT INTO chat.schema_migrations (version) VALUES ($1)", 1, NULL,
-			 version, NULL, NULL, 0);
+	                 version, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		fprintf(stderr, "migrate: %s: %s", name, PQresultErrorMessage(r));
 		PQclear(r);
@@ -206,16 +207,16 @@ static int cmd_migrate(const char *dir)
 	    !command_ok(c, MIGRATE_LOCK_SQL, "advisory lock") ||
 	    !command_ok(c, "CREATE SCHEMA IF NOT EXISTS chat", "schema") ||
 	    !command_ok(c,
-			"CREATE TABLE IF NOT EXISTS chat.schema_migrations ("
-			" version text PRIMARY KEY,"
-			" applied_at timestamptz NOT NULL DEFAULT now())",
-			"schema_migrations"))
+	                "CREATE TABLE IF NOT EXISTS chat.schema_migrations ("
+	                " version text PRIMARY KEY,"
+	                " applied_at timestamptz NOT NULL DEFAULT now())",
+	                "schema_migrations"))
 		goto out;
 	for (size_t i = 0; i < count; i++) {
 		bool applied;
 		if (apply_one(c, dir, names[i], &applied) != 0) {
 			fprintf(stderr, "migrate: stopped at %s; nothing of it was applied\n",
-				names[i]);
+			        names[i]);
 			goto out;
 		}
 		if (applied) {

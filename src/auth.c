@@ -32,53 +32,56 @@ enum {
 #define USER_COLUMNS "u.id, u.email, u.display_name, " SQL_TIMESTAMP("u.created_at")
 
 static const struct db_statement statements[] = {
-	[SQL_USER_INSERT] = {"auth_user_insert",
-			     "INSERT INTO users AS u (email, display_name, password_hash)"
-			     " VALUES ($1, $2, $3) RETURNING " USER_COLUMNS,
-			     false},
-	[SQL_LOGIN_LOOKUP] = {"auth_login_lookup",
-			      "SELECT id, password_hash FROM users WHERE lower(email) = lower($1)",
-			      true},
-	/* The session insert also upgrades the hash when $4 is given, with the
-	 * old hash as a compare-and-set guard: one round trip either way. */
-	[SQL_SESSION_INSERT] = {"auth_session_insert",
-				"WITH upgrade AS (UPDATE users SET password_hash = $4"
-				" WHERE $4::text IS NOT NULL AND id = $2::bigint AND password_hash = $5)"
-				" INSERT INTO sessions (id, user_id, expires_at)"
-				" VALUES ($1, $2::bigint, to_timestamp($3::bigint))",
-				false},
-	[SQL_ME] = {"auth_me",
-		    "SELECT " USER_COLUMNS " FROM users u WHERE u.id = $2::bigint AND " AUTH_SESSION_VALID,
-		    true},
-	[SQL_LOGOUT] = {"auth_logout",
-			"UPDATE sessions SET revoked_at = now() WHERE id = $1 AND user_id = $2::bigint"
-			" AND revoked_at IS NULL AND expires_at > now()",
-			false},
-	[SQL_PASSWORD_LOOKUP] = {"auth_password_lookup",
-				 "SELECT u.password_hash FROM users u WHERE u.id = $2::bigint AND "
-				 AUTH_SESSION_VALID,
-				 true},
-	/* New hash guarded by the old one (a concurrent change wins once), and
-	 * every session of the user revoked in the same statement. */
-	[SQL_PASSWORD_SET] = {"auth_password_set",
-			      "WITH changed AS (UPDATE users u SET password_hash = $3"
-			      " WHERE u.id = $2::bigint AND u.password_hash = $4 AND " AUTH_SESSION_VALID
-			      " RETURNING u.id),"
-			      " revoked AS (UPDATE sessions SET revoked_at = now()"
-			      " WHERE user_id IN (SELECT id FROM changed) AND revoked_at IS NULL)"
-			      " SELECT count(*) FROM changed",
-			      false},
+    [SQL_USER_INSERT] = {"auth_user_insert",
+                         "INSERT INTO users AS u (email, display_name, password_hash)"
+                         " VALUES ($1, $2, $3) RETURNING " USER_COLUMNS,
+                         false},
+    [SQL_LOGIN_LOOKUP] = {"auth_login_lookup",
+                          "SELECT id, password_hash FROM users WHERE lower(email) = lower($1)",
+                          true},
+    /* The session insert also upgrades the hash when $4 is given, with the
+     * old hash as a compare-and-set guard: one round trip either way. */
+    [SQL_SESSION_INSERT] =
+        {"auth_session_insert",
+         "WITH upgrade AS (UPDATE users SET password_hash = $4"
+         " WHERE $4::text IS NOT NULL AND id = $2::bigint AND password_hash = $5)"
+         " INSERT INTO sessions (id, user_id, expires_at)"
+         " VALUES ($1, $2::bigint, to_timestamp($3::bigint))",
+         false},
+    [SQL_ME] = {"auth_me",
+                "SELECT " USER_COLUMNS
+                " FROM users u WHERE u.id = $2::bigint AND " AUTH_SESSION_VALID,
+                true},
+    [SQL_LOGOUT] = {"auth_logout",
+                    "UPDATE sessions SET revoked_at = now() WHERE id = $1 AND user_id = $2::bigint"
+                    " AND revoked_at IS NULL AND expires_at > now()",
+                    false},
+    [SQL_PASSWORD_LOOKUP] =
+        {"auth_password_lookup",
+         "SELECT u.password_hash FROM users u WHERE u.id = $2::bigint AND " AUTH_SESSION_VALID,
+         true},
+    /* New hash guarded by the old one (a concurrent change wins once), and
+     * every session of the user revoked in the same statement. */
+    [SQL_PASSWORD_SET] =
+        {"auth_password_set",
+         "WITH changed AS (UPDATE users u SET password_hash = $3"
+         " WHERE u.id = $2::bigint AND u.password_hash = $4 AND " AUTH_SESSION_VALID
+         " RETURNING u.id),"
+         " revoked AS (UPDATE sessions SET revoked_at = now()"
+         " WHERE user_id IN (SELECT id FROM changed) AND revoked_at IS NULL)"
+         " SELECT count(*) FROM changed",
+         false},
 };
 
 static const struct text_rule email_rule = {"email", true, true, FIELD_CODEPOINTS, 1, 1024};
 static const struct text_rule new_password_rule = {"password", true, false, FIELD_BYTES, 8, 1024};
 static const struct text_rule login_password_rule = {"password", true, false, FIELD_BYTES, 1, 1024};
-static const struct text_rule display_name_rule = {"display_name", false, true, FIELD_CODEPOINTS,
-						   1, 64};
+static const struct text_rule display_name_rule = {"display_name",   false, true,
+                                                   FIELD_CODEPOINTS, 1,     64};
 static const struct text_rule current_password_rule = {"current_password", true, false,
-						       FIELD_BYTES, 1, 1024};
-static const struct text_rule changed_password_rule = {"new_password", true, false, FIELD_BYTES, 8,
-						       1024};
+                                                       FIELD_BYTES,        1,    1024};
+static const struct text_rule changed_password_rule = {"new_password", true, false,
+                                                       FIELD_BYTES,    8,    1024};
 
 #define INVALID_CREDENTIALS "email or password is wrong"
 
@@ -107,7 +110,7 @@ int auth_init(struct worker *w)
 	 * heap, resident for good; a fixed threshold returns it every time. */
 	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 	if (libscrypt_mcf(1u << w->cfg.scrypt_log2_n, w->cfg.scrypt_r, w->cfg.scrypt_p, salt64,
-			  hash64, w->auth_dummy_mcf) <= 0)
+	                  hash64, w->auth_dummy_mcf) <= 0)
 		return -1;
 	return 0;
 }
@@ -130,9 +133,9 @@ static int password_matches(const char *mcf, const char *password)
 static int password_hash(const struct config *cfg, const char *password, char out[SCRYPT_MCF_LEN])
 {
 	return libscrypt_hash(out, password, 1u << cfg->scrypt_log2_n, (uint8_t)cfg->scrypt_r,
-			      (uint8_t)cfg->scrypt_p) > 0
-		       ? 0
-		       : -1;
+	                      (uint8_t)cfg->scrypt_p) > 0
+	           ? 0
+	           : -1;
 }
 
 /* Does the MCF "$s1$NNrrpp$..." carry other parameters than configured? */
@@ -141,7 +144,7 @@ static int hash_is_outdated(const struct config *cfg, const char *mcf)
 	char expect[16];
 
 	snprintf(expect, sizeof expect, "$s1$%02x%02x%02x$", cfg->scrypt_log2_n, cfg->scrypt_r,
-		 cfg->scrypt_p);
+	         cfg->scrypt_p);
 	return strncmp(mcf, expect, strlen(expect)) != 0;
 }
 
@@ -149,7 +152,8 @@ static struct json_object *user_json(PGresult *r)
 {
 	struct json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "id", json_object_new_int64(strtoll(PQgetvalue(r, 0, 0), NULL, 10)));
+	json_object_object_add(o, "id",
+	                       json_object_new_int64(strtoll(PQgetvalue(r, 0, 0), NULL, 10)));
 	json_object_object_add(o, "email", json_object_new_string(PQgetvalue(r, 0, 1)));
 	json_object_object_add(o, "display_name", json_object_new_string(PQgetvalue(r, 0, 2)));
 	json_object_object_add(o, "created_at", json_object_new_string(PQgetvalue(r, 0, 3)));
@@ -165,7 +169,7 @@ static void wipe_json_field(struct json_object *obj, const char *name)
 	if (obj && json_object_object_get_ex(obj, name, &v) &&
 	    json_object_is_type(v, json_type_string))
 		OPENSSL_cleanse((char *)json_object_get_string(v),
-				(size_t)json_object_get_string_len(v));
+		                (size_t)json_object_get_string_len(v));
 }
 
 int auth_authenticate(struct worker *w, struct request *req, struct response *res)
@@ -180,9 +184,10 @@ int auth_authenticate(struct worker *w, struct request *req, struct response *re
 	}
 	tok = h + 7;
 	st = token_verify(tok, strlen(tok), &w->cfg.secret_key, &w->cfg.secret_key_previous,
-			  (int64_t)time(NULL), &claims);
+	                  (int64_t)time(NULL), &claims);
 	if (st != TOKEN_OK) {
-		reply_unauthorized(res, st == TOKEN_EXPIRED ? "token has expired" : "invalid token");
+		reply_unauthorized(res,
+		                   st == TOKEN_EXPIRED ? "token has expired" : "invalid token");
 		return -1;
 	}
 	req->user_id = claims.user_id;
@@ -227,7 +232,7 @@ void auth_register(struct worker *w, struct request *req, struct response *res)
 	if (!r) {
 		if (st == DB_UNIQUE_VIOLATION)
 			http_error(res, 409, "email_taken", "an account with this email exists",
-				   "email");
+			           "email");
 		else
 			reply_db_error(res, st);
 		goto out;
@@ -243,8 +248,8 @@ out:
 
 /* The login body: JSON {email, password} or the OAuth2 password form
  * username=&password= (other form fields are ignored). */
-static int login_input(struct request *req, struct response *res, char **email,
-		       size_t *email_len, char **password, size_t *password_len)
+static int login_input(struct request *req, struct response *res, char **email, size_t *email_len,
+                       char **password, size_t *password_len)
 {
 	char *raw;
 	size_t raw_len;
@@ -265,9 +270,9 @@ static int login_input(struct request *req, struct response *res, char **email,
 		reply_validation(res, "username", "is required");
 		return -1;
 	}
-	r = field_check_text(raw, raw_len, &(struct text_rule){"username", true, true,
-							       FIELD_CODEPOINTS, 1, 1024},
-			     email, email_len, res);
+	r = field_check_text(raw, raw_len,
+	                     &(struct text_rule){"username", true, true, FIELD_CODEPOINTS, 1, 1024},
+	                     email, email_len, res);
 	free(raw);
 	if (r < 0)
 		return -1;
@@ -354,7 +359,7 @@ void auth_login(struct worker *w, struct request *req, struct response *res)
 		json_object_object_add(o, "access_token", json_object_new_string(token));
 		json_object_object_add(o, "token_type", json_object_new_string("bearer"));
 		json_object_object_add(o, "expires_in",
-				       json_object_new_int64(w->cfg.access_token_ttl));
+		                       json_object_new_int64(w->cfg.access_token_ttl));
 		http_set_json(res, 200, o);
 	}
 out:

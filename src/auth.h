@@ -32,7 +32,8 @@ int auth_authenticate(struct worker *w, struct request *req, struct response *re
 	" AND s.revoked_at IS NULL AND s.expires_at > now())"
 
 /* The canonical timestamp text of SPEC §2, for a timestamptz column. */
-#define SQL_TIMESTAMP(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+#define SQL_TIMESTAMP(col)                                                                         \
+	"to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 void auth_register(struct worker *w, struct request *req, struct response *res);
 void auth_login(struct worker *w, struct request *req, struct response *res);

@@ -46,8 +46,8 @@ void db_close(struct db *db)
 	db->conn = NULL;
 }
 
-size_t db_conninfo(const struct config *cfg, const char **keys, const char **values,
-		   size_t max, char connect_timeout[16], char options[128])
+size_t db_conninfo(const struct config *cfg, const char **keys, const char **values, size_t max,
+                   char connect_timeout[16], char options[128])
 {
 	size_t n = 0;
 
@@ -75,7 +75,8 @@ size_t db_conninfo(const struct config *cfg, const char **keys, const char **val
 	ADD("sslrootcert", cfg->pg_sslrootcert);
 	/* libpq's own timeout is in whole seconds, at least 2; db_connect()
 	 * enforces the millisecond deadline, this covers chat-admin. */
-	snprintf(connect_timeout, 16, "%u", cfg->db_timeout_ms < 2000 ? 2 : (cfg->db_timeout_ms + 999) / 1000);
+	snprintf(connect_timeout, 16, "%u",
+	         cfg->db_timeout_ms < 2000 ? 2 : (cfg->db_timeout_ms + 999) / 1000);
 	ADD("connect_timeout", connect_timeout);
 	/* Fixed search_path: no other schema can shadow our tables. */
 	snprintf(options, 128, "-c statement_timeout=%u -c search_path=chat", cfg->db_timeout_ms);
@@ -103,7 +104,7 @@ static PGconn *connect_with_deadline(const struct config *cfg)
 		return c;
 	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
 		struct pollfd pfd = {.fd = PQsocket(c),
-				     .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT};
+		                     .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT};
 		uint64_t now = db_now_ns();
 		int r;
 
@@ -119,7 +120,7 @@ static PGconn *connect_with_deadline(const struct config *cfg)
 	if (st != PGRES_POLLING_OK) {
 		if (st != PGRES_POLLING_FAILED)
 			log_event(LOG_LEVEL_WARN, "db_connect", "connect timed out after %u ms",
-				  cfg->db_timeout_ms);
+			          cfg->db_timeout_ms);
 		/* Make the status BAD so callers see one failure shape. */
 		if (PQstatus(c) != CONNECTION_BAD) {
 			PQfinish(c);
@@ -160,8 +161,8 @@ static int prepare_all(struct db *db)
 			if (!ok) {
 				one_line(PQresultErrorMessage(r), line, sizeof line);
 				log_event(LOG_LEVEL_ERROR, "db_prepare",
-					  "statement %s: %s (are migrations applied?)", st->name,
-					  line);
+				          "statement %s: %s (are migrations applied?)", st->name,
+				          line);
 			}
 			PQclear(r);
 			if (!ok)
@@ -185,7 +186,7 @@ enum db_status db_ensure(struct db *db)
 	if (!db->conn || PQstatus(db->conn) != CONNECTION_OK) {
 		one_line(db->conn ? PQerrorMessage(db->conn) : "timed out", line, sizeof line);
 		log_event(LOG_LEVEL_ERROR, "db_connect", "cannot connect: %s (retry in %u ms)",
-			  line, db->backoff_ms ? db->backoff_ms * 2 : BACKOFF_FIRST_MS);
+		          line, db->backoff_ms ? db->backoff_ms * 2 : BACKOFF_FIRST_MS);
 		db_close(db);
 		db->connect_failures++;
 		schedule_retry(db);
@@ -201,8 +202,8 @@ enum db_status db_ensure(struct db *db)
 	db->backoff_ms = 0;
 	db->retry_at_ns = 0;
 	log_event(LOG_LEVEL_INFO, "db_connect", "connected (tls %s%s%s)",
-		  PQsslInUse(db->conn) ? "on" : "off", PQsslInUse(db->conn) ? ", " : "",
-		  PQsslInUse(db->conn) ? PQsslAttribute(db->conn, "protocol") : "");
+	          PQsslInUse(db->conn) ? "on" : "off", PQsslInUse(db->conn) ? ", " : "",
+	          PQsslInUse(db->conn) ? PQsslAttribute(db->conn, "protocol") : "");
 	return DB_OK;
 }
 
@@ -223,7 +224,7 @@ static enum db_status classify(PGresult *r)
 }
 
 PGresult *db_exec(struct db *db, const struct db_statement *stmt, int nparams,
-		  const char *const *values, enum db_status *status)
+                  const char *const *values, enum db_status *status)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
 		bool was_connected = db->conn && PQstatus(db->conn) == CONNECTION_OK;
@@ -245,7 +246,7 @@ PGresult *db_exec(struct db *db, const struct db_statement *stmt, int nparams,
 		one_line(r ? PQresultErrorMessage(r) : PQerrorMessage(db->conn), line, sizeof line);
 		/* The primary message only: DETAIL lines may quote stored values. */
 		log_event(*status == DB_FAILED ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN, "db_error",
-			  "%s: %s", stmt->name, line);
+		          "%s: %s", stmt->name, line);
 		PQclear(r);
 		if (PQstatus(db->conn) != CONNECTION_OK) {
 			*status = DB_UNAVAILABLE;

@@ -66,15 +66,14 @@ enum db_status db_ensure(struct db *db);
  * saying why.  A broken connection is closed here.
  */
 PGresult *db_exec(struct db *db, const struct db_statement *stmt, int nparams,
-		  const char *const *values,
-		  enum db_status *status);
+                  const char *const *values, enum db_status *status);
 
 /* Build libpq's keyword/value arrays from the configuration (exposed for
  * chat-admin, which connects the same way).  Returns the number of pairs;
  * the arrays are NULL-terminated and point into cfg or static storage, with
  * the two numeric values written into the caller's buffers. */
-size_t db_conninfo(const struct config *cfg, const char **keys, const char **values,
-		   size_t max, char connect_timeout[16], char options[128]);
+size_t db_conninfo(const struct config *cfg, const char **keys, const char **values, size_t max,
+                   char connect_timeout[16], char options[128]);
 
 uint64_t db_now_ns(void);
 

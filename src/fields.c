@@ -10,60 +10,7 @@
 #include <openssl/crypto.h>
 
 #include "reply.h"
-
-/* Decode one code point at p (< end).  Returns its length in bytes, or -1
- * for invalid UTF-8: overlong forms, UTF-16 surrogates, past U+10FFFF. */
-static int utf8_next(const unsigned char *p, const unsigned char *end, unsigned *cp_out)
-{
-	unsigned c = *p, cp;
-	int extra;
-
-	if (c < 0x80) {
-		*cp_out = c;
-		return 1;
-	}
-	if (c >= 0xC2 && c <= 0xDF) {
-		extra = 1;
-		cp = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		extra = 2;
-		cp = c & 0x0F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		extra = 3;
-		cp = c & 0x07;
-	} else {
-		return -1;
-	}
-	if (end - p <= extra)
-		return -1;
-	for (int i = 1; i <= extra; i++) {
-		if ((p[i] & 0xC0) != 0x80)
-			return -1;
-		cp = (cp << 6) | (p[i] & 0x3F);
-	}
-	if ((extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) ||
-	    (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-		return -1;
-	*cp_out = cp;
-	return extra + 1;
-}
-
-int utf8_count(const char *s, size_t len, size_t *count)
-{
-	const unsigned char *p = (const unsigned char *)s, *end = p + len;
-	size_t n = 0;
-	unsigned cp;
-
-	while (p < end) {
-		int step = utf8_next(p, end, &cp);
-		if (step < 0)
-			return -1;
-		p += step;
-		n++;
-	}
-	*count = n;
-	return 0;
-}
+#include "utf8.h"
 
 /* Controls and the Unicode white space characters. */
 static bool is_space_or_control(unsigned cp)
@@ -79,7 +26,7 @@ static bool is_space(char c)
 }
 
 int field_check_text(const char *value, size_t len, const struct text_rule *rule, char **out,
-		     size_t *out_len, struct response *res)
+                     size_t *out_len, struct response *res)
 {
 	const char *start = value, *end = value + len;
 	size_t n, count;
@@ -104,7 +51,7 @@ int field_check_text(const char *value, size_t len, const struct text_rule *rule
 		count = n;
 	if (count < rule->min || count > rule->max) {
 		snprintf(msg, sizeof msg, "must be %zu to %zu %s long", rule->min, rule->max,
-			 rule->unit == FIELD_BYTES ? "bytes" : "characters");
+		         rule->unit == FIELD_BYTES ? "bytes" : "characters");
 		reply_validation(res, rule->name, msg);
 		return -1;
 	}
@@ -119,15 +66,18 @@ int field_check_text(const char *value, size_t len, const struct text_rule *rule
 	return 1;
 }
 
-int field_text(struct json_object *obj, const struct text_rule *rule, char **out,
-	       size_t *out_len, struct response *res)
+int field_text(struct json_object *obj, const struct text_rule *rule, char **out, size_t *out_len,
+               struct response *res)
 {
 	struct json_object *v;
 	char msg[128];
 
 	*out = NULL;
 	*out_len = 0;
-	if (!json_object_object_get_ex(obj, rule->name, &v) || json_object_is_type(v, json_type_null)) {
+	/* null stands for "absent" only where absent is allowed; a required
+	 * field given as null has the wrong type. */
+	if (!json_object_object_get_ex(obj, rule->name, &v) ||
+	    (!rule->required && json_object_is_type(v, json_type_null))) {
 		if (!rule->required)
 			return 0;
 		reply_validation(res, rule->name, "is required");
@@ -139,7 +89,7 @@ int field_text(struct json_object *obj, const struct text_rule *rule, char **out
 		return -1;
 	}
 	return field_check_text(json_object_get_string(v), (size_t)json_object_get_string_len(v),
-				rule, out, out_len, res);
+	                        rule, out, out_len, res);
 }
 
 int field_email(char *email, size_t len, const char *field, struct response *res)
@@ -149,13 +99,14 @@ int field_email(char *email, size_t len, const char *field, struct response *res
 	unsigned cp;
 
 	while (p < end) {
-		int step = utf8_next(p, end, &cp);
+		int step = utf8_decode(p, end, &cp);
 		if (step < 0) {
 			reply_validation(res, field, "must be valid UTF-8");
 			return -1;
 		}
 		if (is_space_or_control(cp)) {
-			reply_validation(res, field, "must not contain spaces or control characters");
+			reply_validation(res, field,
+			                 "must not contain spaces or control characters");
 			return -1;
 		}
 		if (cp == '@') {
@@ -172,7 +123,8 @@ int field_email(char *email, size_t len, const char *field, struct response *res
 		return -1;
 	}
 	if (ats != 1 || at == 0 || at == len - 1) {
-		reply_validation(res, field, "must contain exactly one @ between a name and a domain");
+		reply_validation(res, field,
+		                 "must contain exactly one @ between a name and a domain");
 		return -1;
 	}
 	return 0;

@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 
 #include "http.h"
+#include "utf8.h" /* utf8_count */
 
 enum field_unit { FIELD_CODEPOINTS, FIELD_BYTES };
 
@@ -26,21 +27,17 @@ struct text_rule {
 	size_t max;
 };
 
-/* Count code points of valid UTF-8 (no overlongs, surrogates, or values past
- * U+10FFFF).  Returns -1 if invalid. */
-int utf8_count(const char *s, size_t len, size_t *count);
-
 /*
  * Read the text field rule->name of obj.  Returns 1 with a malloc'd copy in
  * *out (NUL-terminated, *out_len bytes), 0 if absent and optional, or -1
  * with the error answer already in *res.
  */
-int field_text(struct json_object *obj, const struct text_rule *rule, char **out,
-	       size_t *out_len, struct response *res);
+int field_text(struct json_object *obj, const struct text_rule *rule, char **out, size_t *out_len,
+               struct response *res);
 
 /* Apply the same rule to a value from elsewhere (a form field). */
 int field_check_text(const char *value, size_t len, const struct text_rule *rule, char **out,
-		     size_t *out_len, struct response *res);
+                     size_t *out_len, struct response *res);
 
 /* SPEC §2 email: 3–254 code points, one '@' with non-empty sides, no
  * whitespace or control characters.  Lower-cases ASCII letters in place.

@@ -10,7 +10,7 @@
 enum { SQL_PING };
 
 static const struct db_statement statements[] = {
-	[SQL_PING] = {"health_ping", "SELECT 1", true},
+    [SQL_PING] = {"health_ping", "SELECT 1", true},
 };
 
 const struct db_statement *health_statements(size_t *count)

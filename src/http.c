@@ -7,6 +7,7 @@
  * database is done here, before a handler runs.
  */
 #include "http.h"
+#include "utf8.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -159,7 +160,7 @@ enum http_body_status http_check_length(const struct request *req, size_t max_bo
 }
 
 enum http_body_status http_read_body(struct request *req, size_t max_body, http_read_fn read_fn,
-				     void *ctx)
+                                     void *ctx)
 {
 	enum http_body_status st = http_check_length(req, max_body);
 	size_t want, got = 0;
@@ -205,6 +206,44 @@ bool http_content_type_is(const struct request *req, const char *type)
 	return *ct == '\0' || *ct == ';';
 }
 
+/*
+ * json-c 0.16 is laxer than RFC 8259 even with JSON_TOKENER_STRICT |
+ * JSON_TOKENER_VALIDATE_UTF8: it takes overlong forms, surrogates and code
+ * points past U+10FFFF, NaN/Infinity, single-quoted strings and raw control
+ * characters inside strings.  So the text is checked first: strict UTF-8
+ * throughout, no byte below 0x20 inside a string, and outside strings only
+ * the bytes the JSON grammar uses.
+ */
+static const char *json_prescan(const char *body, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)body, *end = p + n;
+	bool in_string = false, escaped = false;
+	unsigned cp;
+
+	while (p < end) {
+		int step = utf8_decode(p, end, &cp);
+
+		if (step < 0)
+			return "request body is not valid UTF-8";
+		if (in_string) {
+			if (cp < 0x20)
+				return "request body is not valid JSON";
+			if (escaped)
+				escaped = false;
+			else if (cp == '\\')
+				escaped = true;
+			else if (cp == '"')
+				in_string = false;
+		} else if (cp == '"') {
+			in_string = true;
+		} else if (cp >= 0x80 || !strchr(" \t\r\n{}[]:,-+.0123456789eEtrufalsn", (int)cp)) {
+			return "request body is not valid JSON";
+		}
+		p += step;
+	}
+	return NULL;
+}
+
 int http_parse_json_object(struct request *req, const char **detail)
 {
 	struct json_tokener *tok;
@@ -221,6 +260,9 @@ int http_parse_json_object(struct request *req, const char **detail)
 		*detail = "request body contains a NUL byte";
 		return -1;
 	}
+	*detail = json_prescan(req->body, req->body_len);
+	if (*detail)
+		return -1;
 	tok = json_tokener_new_ex(JSON_MAX_DEPTH);
 	if (!tok) {
 		*detail = "out of memory";
@@ -235,8 +277,9 @@ int http_parse_json_object(struct request *req, const char **detail)
 	if (!obj || err != json_tokener_success) {
 		if (obj)
 			json_object_put(obj);
-		*detail = err == json_tokener_error_parse_utf8_string ? "request body is not valid UTF-8"
-								       : "request body is not valid JSON";
+		*detail = err == json_tokener_error_parse_utf8_string
+		              ? "request body is not valid UTF-8"
+		              : "request body is not valid JSON";
 		return -1;
 	}
 	for (; end < req->body_len; end++) {
@@ -389,7 +432,7 @@ overflow:
 }
 
 void http_error(struct response *res, int status, const char *code, const char *detail,
-		const char *field)
+                const char *field)
 {
 	struct json_object *o = json_object_new_object();
 
@@ -403,26 +446,41 @@ void http_error(struct response *res, int status, const char *code, const char *
 const char *http_status_text(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 413: return "Payload Too Large";
-	case 415: return "Unsupported Media Type";
-	case 422: return "Unprocessable Entity";
-	case 429: return "Too Many Requests";
-	case 503: return "Service Unavailable";
-	default: return "Internal Server Error";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Payload Too Large";
+	case 415:
+		return "Unsupported Media Type";
+	case 422:
+		return "Unprocessable Entity";
+	case 429:
+		return "Too Many Requests";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Internal Server Error";
 	}
 }
 
 int http_format_response(const struct request *req, const struct response *res, char **out,
-			 size_t *out_len)
+                         size_t *out_len)
 {
 	const char *body = NULL;
 	size_t body_len = 0;
@@ -432,8 +490,7 @@ int http_format_response(const struct request *req, const struct response *res, 
 
 	if (res->json) {
 		body = json_object_to_json_string_length(
-			res->json, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
-			&body_len);
+		    res->json, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &body_len);
 	} else if (res->text) {
 		body = res->text;
 		body_len = res->text_len;
@@ -444,12 +501,12 @@ int http_format_response(const struct request *req, const struct response *res, 
 	fprintf(f, "Status: %d %s\r\n", res->status, http_status_text(res->status));
 	if (body)
 		fprintf(f, "Content-Type: %s\r\nContent-Length: %zu\r\n",
-			res->content_type ? res->content_type : "application/json", body_len);
+		        res->content_type ? res->content_type : "application/json", body_len);
 	fprintf(f,
-		"X-Request-ID: %s\r\n"
-		"X-Content-Type-Options: nosniff\r\n"
-		"Cache-Control: no-store\r\n",
-		req->request_id);
+	        "X-Request-ID: %s\r\n"
+	        "X-Content-Type-Options: nosniff\r\n"
+	        "Cache-Control: no-store\r\n",
+	        req->request_id);
 	fwrite(res->extra_headers, 1, res->extra_len, f);
 	fputs("\r\n", f);
 	if (body)

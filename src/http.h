@@ -79,7 +79,7 @@ enum http_body_status http_check_length(const struct request *req, size_t max_bo
 
 /* Read exactly CONTENT_LENGTH bytes (after http_check_length said OK). */
 enum http_body_status http_read_body(struct request *req, size_t max_body, http_read_fn read_fn,
-				     void *ctx);
+                                     void *ctx);
 
 /* Is the request's media type `type` (case-insensitive, parameters ignored)? */
 bool http_content_type_is(const struct request *req, const char *type);
@@ -101,15 +101,15 @@ void http_response_init(struct response *res);
 void http_response_free(struct response *res);
 void http_set_json(struct response *res, int status, struct json_object *body);
 void http_add_header(struct response *res, const char *name, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* The error envelope {"error","detail"[,"field"]}. field may be NULL. */
 void http_error(struct response *res, int status, const char *code, const char *detail,
-		const char *field);
+                const char *field);
 
 /* Serialise status line, headers and body as a FastCGI/CGI response into a
  * malloc'd buffer. */
 int http_format_response(const struct request *req, const struct response *res, char **out,
-			 size_t *out_len);
+                         size_t *out_len);
 
 const char *http_status_text(int status);
 

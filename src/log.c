@@ -20,10 +20,14 @@ static enum log_level threshold = LOG_LEVEL_INFO;
 static const char *level_name(enum log_level level)
 {
 	switch (level) {
-	case LOG_LEVEL_DEBUG: return "debug";
-	case LOG_LEVEL_INFO: return "info";
-	case LOG_LEVEL_WARN: return "warn";
-	default: return "error";
+	case LOG_LEVEL_DEBUG:
+		return "debug";
+	case LOG_LEVEL_INFO:
+		return "info";
+	case LOG_LEVEL_WARN:
+		return "warn";
+	default:
+		return "error";
 	}
 }
 
@@ -60,7 +64,7 @@ static void line_emit(struct json_object *o)
 {
 	size_t len;
 	const char *s = json_object_to_json_string_length(
-		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	char buf[4096];
 
 	if (len + 1 <= sizeof buf) {
@@ -101,20 +105,19 @@ void log_request(const struct request *req, int status, uint64_t duration_ns)
 		return;
 	o = line_start(level);
 	json_object_object_add(o, "request_id", json_object_new_string(req->request_id));
-	json_object_object_add(o, "method",
-			       json_object_new_string(req->method ? req->method : ""));
+	json_object_object_add(o, "method", json_object_new_string(req->method ? req->method : ""));
 	plen = req->path ? strlen(req->path) : 0;
-	json_object_object_add(o, "path",
-			       json_object_new_string_len(req->path ? req->path : "",
-							  (int)(plen > LOG_PATH_MAX ? LOG_PATH_MAX
-										    : plen)));
+	json_object_object_add(
+	    o, "path",
+	    json_object_new_string_len(req->path ? req->path : "",
+	                               (int)(plen > LOG_PATH_MAX ? LOG_PATH_MAX : plen)));
 	if (req->route_name)
 		json_object_object_add(o, "route", json_object_new_string(req->route_name));
 	json_object_object_add(o, "status", json_object_new_int(status));
 	/* Fixed three decimals: json-c would print %.17g noise. */
 	snprintf(ms, sizeof ms, "%.3f", (double)duration_ns / 1e6);
 	json_object_object_add(o, "duration_ms",
-			       json_object_new_double_s((double)duration_ns / 1e6, ms));
+	                       json_object_new_double_s((double)duration_ns / 1e6, ms));
 	if (req->user_id > 0)
 		json_object_object_add(o, "user_id", json_object_new_int64(req->user_id));
 	line_emit(o);

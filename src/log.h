@@ -16,7 +16,7 @@ void log_set_threshold(enum log_level level);
 
 /* A start-up, database or internal event: {"ts","level","pid","event","msg"}. */
 void log_event(enum log_level level, const char *event, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* The per-request line. */
 void log_request(const struct request *req, int status, uint64_t duration_ns);

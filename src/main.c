@@ -97,15 +97,16 @@ int main(int argc, char **argv)
 	/* First: FCGX_Init installs the SIGPIPE handler a vanished client
 	 * would otherwise kill us with (lighttpd resets it to SIG_DFL). */
 	if (FCGX_Init() != 0) {
-		fputs("{\"level\":\"error\",\"event\":\"start\",\"msg\":\"FCGX_Init failed\"}\n", stderr);
+		fputs("{\"level\":\"error\",\"event\":\"start\",\"msg\":\"FCGX_Init failed\"}\n",
+		      stderr);
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	install_stop_handler();
 	if (config_load(&w.cfg, environ, &problems) != 0) {
 		log_event(LOG_LEVEL_ERROR, "config", "%s%s",
-			  problems.count ? problems.lines[0] : "configuration could not be loaded",
-			  problems.count > 1 ? " (and more: run chat-admin check-config)" : "");
+		          problems.count ? problems.lines[0] : "configuration could not be loaded",
+		          problems.count > 1 ? " (and more: run chat-admin check-config)" : "");
 		config_problems_free(&problems);
 		config_free(&w.cfg);
 		return CONFIG_EXIT_STATUS;
@@ -114,9 +115,10 @@ int main(int argc, char **argv)
 	/* After the config check, so running the binary by hand validates the
 	 * environment it would serve with. */
 	if (argc > 1 || FCGX_IsCGI()) {
-		fputs("chat-fcgi: a FastCGI worker; start it from lighttpd, mod_fcgid or spawn-fcgi "
-		      "(see README.md). To check the configuration: chat-admin check-config\n",
-		      stderr);
+		fputs(
+		    "chat-fcgi: a FastCGI worker; start it from lighttpd, mod_fcgid or spawn-fcgi "
+		    "(see README.md). To check the configuration: chat-admin check-config\n",
+		    stderr);
 		config_free(&w.cfg);
 		return 64;
 	}

@@ -11,7 +11,7 @@ void reply_db_error(struct response *res, enum db_status st)
 {
 	if (st == DB_UNAVAILABLE) {
 		http_error(res, 503, "database_unavailable",
-			   "the database is unreachable; retry shortly", NULL);
+		           "the database is unreachable; retry shortly", NULL);
 		http_add_header(res, "Retry-After", "%d", DB_RETRY_AFTER_S);
 		return;
 	}

@@ -11,18 +11,17 @@
 #include "health.h"
 
 static const struct route routes[] = {
-	{"GET", "/healthz", health_healthz, ROUTE_BODY_NONE, false, ROUTE_LIMIT_NONE, "healthz"},
-	{"GET", "/readyz", health_readyz, ROUTE_BODY_NONE, false, ROUTE_LIMIT_NONE, "readyz"},
+    {"GET", "/healthz", health_healthz, ROUTE_BODY_NONE, false, ROUTE_LIMIT_NONE, "healthz"},
+    {"GET", "/readyz", health_readyz, ROUTE_BODY_NONE, false, ROUTE_LIMIT_NONE, "readyz"},
 
-	{"POST", "/auth/register", auth_register, ROUTE_BODY_JSON, false, ROUTE_LIMIT_AUTH,
-	 "auth_register"},
-	{"POST", "/auth/login", auth_login, ROUTE_BODY_JSON_OR_FORM, false, ROUTE_LIMIT_AUTH,
-	 "auth_login"},
-	{"POST", "/auth/logout", auth_logout, ROUTE_BODY_NONE, true, ROUTE_LIMIT_NONE,
-	 "auth_logout"},
-	{"GET", "/auth/me", auth_me, ROUTE_BODY_NONE, true, ROUTE_LIMIT_READ, "auth_me"},
-	{"POST", "/auth/password", auth_password, ROUTE_BODY_JSON, true, ROUTE_LIMIT_AUTH,
-	 "auth_password"},
+    {"POST", "/auth/register", auth_register, ROUTE_BODY_JSON, false, ROUTE_LIMIT_AUTH,
+     "auth_register"},
+    {"POST", "/auth/login", auth_login, ROUTE_BODY_JSON_OR_FORM, false, ROUTE_LIMIT_AUTH,
+     "auth_login"},
+    {"POST", "/auth/logout", auth_logout, ROUTE_BODY_NONE, true, ROUTE_LIMIT_NONE, "auth_logout"},
+    {"GET", "/auth/me", auth_me, ROUTE_BODY_NONE, true, ROUTE_LIMIT_READ, "auth_me"},
+    {"POST", "/auth/password", auth_password, ROUTE_BODY_JSON, true, ROUTE_LIMIT_AUTH,
+     "auth_password"},
 };
 
 /* Parse a positive decimal int64 with no sign and no leading zero. */
@@ -66,7 +65,7 @@ static bool path_matches(const char *pattern, const char *path, int64_t ids[HTTP
 }
 
 enum router_result router_match(const char *method, const char *path, const struct route **route,
-				int64_t ids[HTTP_MAX_PATH_IDS], char *allow, size_t allow_len)
+                                int64_t ids[HTTP_MAX_PATH_IDS], char *allow, size_t allow_len)
 {
 	bool path_known = false;
 	size_t used = 0;
@@ -86,7 +85,7 @@ enum router_result router_match(const char *method, const char *path, const stru
 		path_known = true;
 		if (allow_len > used) {
 			int n = snprintf(allow + used, allow_len - used, "%s%s", used ? ", " : "",
-					 routes[i].method);
+			                 routes[i].method);
 			if (n > 0)
 				used += (size_t)n;
 		}

@@ -38,6 +38,6 @@ enum router_result { ROUTER_FOUND, ROUTER_NOT_FOUND, ROUTER_METHOD_NOT_ALLOWED }
  * allow (size allow_len) receives the comma-separated methods of the path.
  */
 enum router_result router_match(const char *method, const char *path, const struct route **route,
-				int64_t ids[HTTP_MAX_PATH_IDS], char *allow, size_t allow_len);
+                                int64_t ids[HTTP_MAX_PATH_IDS], char *allow, size_t allow_len);
 
 #endif

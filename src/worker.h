@@ -19,6 +19,6 @@ struct worker {
 /* Run one request through the pipeline and leave the answer in *res.  The
  * body, when the route takes one, is read through read_fn. */
 void worker_handle(struct worker *w, struct request *req, struct response *res,
-		   http_read_fn read_fn, void *ctx);
+                   http_read_fn read_fn, void *ctx);
 
 #endif

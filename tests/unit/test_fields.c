@@ -491,34 +491,24 @@ START_TEST(email_length_bounds)
 END_TEST
 
 static const char *const bad_emails[] = {
-    "alice.example.com", /* no '@' */
-    "a@b@c.io",          /* two */
-    "@example.com",      /* nothing before */
-    "alice@",            /* nothing after */
-    "ali ce@x.io",       /* space */
-    "alice@x.io ",       /* trailing space (the caller trims first) */
-    "ali\tce@x.io",      /* tab */
-    "ali\nce@x.io",      /* newline */
-    "ali\x01"
-    "ce@x.io", /* control character */
-    "ali\x7f"
-    "ce@x.io", /* DEL */
-    "ali\xc2\x85"
-    "ce@x.io", /* U+0085 NEL */
-    "ali\xc2\xa0"
-    "ce@x.io", /* U+00A0 no-break space */
-    "ali\xe3\x80\x80"
-    "ce@x.io", /* U+3000 ideographic space */
-    "ali\xe2\x80\x8b"
-    "ce@x.io", /* U+200B zero-width space */
-    "ali\xe2\x80\xa8"
-    "ce@x.io", /* U+2028 line separator */
-    "ali\xef\xbb\xbf"
-    "ce@x.io", /* U+FEFF */
-    "ali\xc0\xaf"
-    "ce@x.io", /* invalid UTF-8 */
-    "ali\xff"
-    "ce@x.io", /* invalid UTF-8 */
+    "alice.example.com",      /* no '@' */
+    "a@b@c.io",               /* two */
+    "@example.com",           /* nothing before */
+    "alice@",                 /* nothing after */
+    "ali ce@x.io",            /* space */
+    "alice@x.io ",            /* trailing space (the caller trims first) */
+    "ali\tce@x.io",           /* tab */
+    "ali\nce@x.io",           /* newline */
+    "alice\x01@x.io",         /* control character */
+    "alice\x7f@x.io",         /* DEL */
+    "alice\xc2\x85@x.io",     /* U+0085 NEL */
+    "alice\xc2\xa0@x.io",     /* U+00A0 no-break space */
+    "alice\xe3\x80\x80@x.io", /* U+3000 ideographic space */
+    "alice\xe2\x80\x8b@x.io", /* U+200B zero-width space */
+    "alice\xe2\x80\xa8@x.io", /* U+2028 line separator */
+    "alice\xef\xbb\xbf@x.io", /* U+FEFF */
+    "alice\xc0\xaf@x.io",     /* invalid UTF-8 (overlong) */
+    "alice\xff@x.io",         /* invalid UTF-8 */
 };
 
 START_TEST(email_rejected)

@@ -72,7 +72,7 @@ static void done(struct request *req, struct response *res)
 START_TEST(oversized_body_is_refused_unread)
 {
 	char *p[] = {"REQUEST_METHOD=POST", "REQUEST_URI=/auth/register",
-		     "CONTENT_TYPE=application/json", "CONTENT_LENGTH=10485760", NULL};
+	             "CONTENT_TYPE=application/json", "CONTENT_LENGTH=10485760", NULL};
 	struct request req;
 	struct response res;
 
@@ -89,7 +89,7 @@ START_TEST(one_byte_over_the_cap_is_413_exactly_the_cap_is_read)
 {
 	char over[32], exact[32];
 	char *p[] = {"REQUEST_METHOD=POST", "REQUEST_URI=/auth/register",
-		     "CONTENT_TYPE=application/json", over, NULL};
+	             "CONTENT_TYPE=application/json", over, NULL};
 	struct request req;
 	struct response res;
 	char *body = malloc(w.cfg.max_body_bytes + 1);
@@ -116,7 +116,7 @@ END_TEST
 START_TEST(wrong_media_type_is_415_unread)
 {
 	char *p[] = {"REQUEST_METHOD=POST", "REQUEST_URI=/auth/register", "CONTENT_TYPE=text/plain",
-		     "CONTENT_LENGTH=2", NULL};
+	             "CONTENT_LENGTH=2", NULL};
 	struct request req;
 	struct response res;
 
@@ -131,7 +131,7 @@ END_TEST
 START_TEST(short_body_is_400)
 {
 	char *p[] = {"REQUEST_METHOD=POST", "REQUEST_URI=/auth/register",
-		     "CONTENT_TYPE=application/json", "CONTENT_LENGTH=100", NULL};
+	             "CONTENT_TYPE=application/json", "CONTENT_LENGTH=100", NULL};
 	struct request req;
 	struct response res;
 
