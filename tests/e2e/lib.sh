@@ -123,6 +123,11 @@ still_serving() {
 }
 
 e2e_finish() {
+	# Stop the workers first: a sanitizer build reports leaks at exit.
+	stack_lighttpd_stop
+	sleep 0.2
+	check "no sanitizer report and no worker crash in the log" \
+		bash -c '! grep -E "AddressSanitizer|LeakSanitizer|runtime error:|child signaled" "$0"' "$STACK_DIR/lighttpd.log"
 	echo "$E2E_PASSED passed, $E2E_FAILED failed"
 	[ "$E2E_FAILED" -eq 0 ]
 	exit $?
