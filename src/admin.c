@@ -1,8 +1,11 @@
 /*
  * chat-admin: operator commands that run beside the workers.
  *
- *   chat-admin check-config     validate the environment, print every problem
- *   chat-admin migrate [DIR]    apply pending sql/NNN_*.sql migrations
+ *   chat-admin check-config           validate the environment, print every problem
+ *   chat-admin migrate [DIR]          apply pending sql/NNN_*.sql migrations
+ *   chat-admin ratelimit stats        occupancy and rejections of the shared table
+ *   chat-admin ratelimit reset C:KEY  forget one key of class C (auth, login, chat, read)
+ *   chat-admin ratelimit unlink       remove the segment (restart the workers after)
  *
  * migrate takes a session-level advisory lock so two deploys cannot migrate
  * at once, applies each pending file in its own transaction together with
@@ -19,6 +22,9 @@
 
 #include "config.h"
 #include "db.h"
+#include "netaddr.h"
+#include "ratelimit.h"
+#include "worker.h"
 
 #ifndef CHAT_SQL_DIR
 #define CHAT_SQL_DIR "sql"
@@ -32,7 +38,11 @@ extern char **environ;
 static int usage(void)
 {
 	fputs("usage: chat-admin check-config\n"
-	      "       chat-admin migrate [DIR]   (default " CHAT_SQL_DIR ")\n",
+	      "       chat-admin migrate [DIR]   (default " CHAT_SQL_DIR ")\n"
+	      "       chat-admin ratelimit stats\n"
+	      "       chat-admin ratelimit reset CLASS:KEY   (auth:ADDRESS, login:EMAIL, chat:USER_ID, "
+	      "read:USER_ID)\n"
+	      "       chat-admin ratelimit unlink\n",
 	      stderr);
 	return 64;
 }
@@ -237,6 +247,106 @@ out:
 	return rc;
 }
 
+static const char *const class_names[] = {
+	[LIMIT_CLASS_AUTH] = "auth",
+	[LIMIT_CLASS_CHAT] = "chat",
+	[LIMIT_CLASS_READ] = "read",
+	[LIMIT_CLASS_LOGIN] = "login",
+};
+#define NCLASSES (sizeof class_names / sizeof class_names[0])
+
+static int cmd_ratelimit_stats(struct rl_table *t, const char *name)
+{
+	struct rl_stats st;
+
+	rl_stats(t, rl_now_ns(), &st);
+	printf("segment %s: %llu slots, %llu in use (%.2f%%), created by pid %d\n", name,
+	       (unsigned long long)st.slots, (unsigned long long)st.in_use,
+	       st.slots ? 100.0 * (double)st.in_use / (double)st.slots : 0.0, (int)st.creator_pid);
+	printf("evictions %llu, cas_retries %llu\n", (unsigned long long)st.evictions,
+	       (unsigned long long)st.cas_retries);
+	printf("%-6s %12s %12s %12s\n", "class", "checks", "rejected", "table_full");
+	for (size_t c = 0; c < NCLASSES; c++)
+		printf("%-6s %12llu %12llu %12llu\n", class_names[c],
+		       (unsigned long long)st.classes[c].checks,
+		       (unsigned long long)st.classes[c].rejected,
+		       (unsigned long long)st.classes[c].table_full);
+	return 0;
+}
+
+/* "auth:192.0.2.1" → class auth, key "4:192.0.2.1" (the worker's key for
+ * that address); other classes take the value as the worker does. */
+static int cmd_ratelimit_reset(struct rl_table *t, const char *arg)
+{
+	const char *colon = strchr(arg, ':');
+	char key[256];
+	size_t c;
+	int n;
+
+	if (!colon)
+		return usage();
+	for (c = 0; c < NCLASSES; c++)
+		if (strlen(class_names[c]) == (size_t)(colon - arg) &&
+		    strncmp(arg, class_names[c], (size_t)(colon - arg)) == 0)
+			break;
+	if (c == NCLASSES) {
+		fprintf(stderr, "ratelimit: unknown class in %s\n", arg);
+		return 64;
+	}
+	if (c == LIMIT_CLASS_AUTH) {
+		struct netaddr a;
+		if (netaddr_parse(colon + 1, &a) != 0 || netaddr_key(&a, key, sizeof key) < 0) {
+			fprintf(stderr, "ratelimit: %s is not an address\n", colon + 1);
+			return 64;
+		}
+	} else {
+		snprintf(key, sizeof key, "%s", colon + 1);
+	}
+	n = rl_reset_key(t, (uint8_t)c, key, strlen(key));
+	if (n < 0) {
+		fprintf(stderr, "ratelimit: cannot reset %s\n", arg);
+		return 1;
+	}
+	printf("reset %s:%s (%d entr%s cleared)\n", class_names[c], key, n, n == 1 ? "y" : "ies");
+	return 0;
+}
+
+static int cmd_ratelimit(int argc, char **argv)
+{
+	struct config cfg;
+	struct rl_table *t = NULL;
+	char err[RL_ERR_LEN];
+	int rc;
+
+	if (load_config(&cfg, false) != 0)
+		return CONFIG_EXIT_STATUS;
+	if (argc == 1 && strcmp(argv[0], "unlink") == 0) {
+		rc = rl_unlink(cfg.rate_limit_shm, err, sizeof err) == 0 ? 0 : 1;
+		if (rc)
+			fprintf(stderr, "ratelimit: %s\n", err);
+		else
+			printf("removed %s; restart the workers\n", cfg.rate_limit_shm);
+		config_free(&cfg);
+		return rc;
+	}
+	/* Attach only: creating a segment here could give the workers one of
+	 * another size than they expect. */
+	if (rl_attach(cfg.rate_limit_shm, &t, err, sizeof err) != 0) {
+		fprintf(stderr, "ratelimit: %s\n", err);
+		config_free(&cfg);
+		return 1;
+	}
+	if (argc == 1 && strcmp(argv[0], "stats") == 0)
+		rc = cmd_ratelimit_stats(t, cfg.rate_limit_shm);
+	else if (argc == 2 && strcmp(argv[0], "reset") == 0)
+		rc = cmd_ratelimit_reset(t, argv[1]);
+	else
+		rc = usage();
+	rl_close(t);
+	config_free(&cfg);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -245,5 +355,7 @@ int main(int argc, char **argv)
 		return cmd_check_config();
 	if (strcmp(argv[1], "migrate") == 0 && argc <= 3)
 		return cmd_migrate(argc == 3 ? argv[2] : CHAT_SQL_DIR);
+	if (strcmp(argv[1], "ratelimit") == 0 && argc >= 3)
+		return cmd_ratelimit(argc - 2, argv + 2);
 	return usage();
 }

@@ -311,6 +311,10 @@ void auth_login(struct worker *w, struct request *req, struct response *res)
 		goto out;
 	if (field_email(email, email_len, "email", res) < 0)
 		goto out;
+	/* Per account too, so guessing one password from many addresses is
+	 * bounded as well; still before any query. */
+	if (worker_rate_limit(w, req, res, LIMIT_CLASS_LOGIN, &w->cfg.rate_auth, email) != 0)
+		goto out;
 	params[0] = email;
 	r = db_exec(&w->db, &statements[SQL_LOGIN_LOOKUP], 1, params, &st);
 	if (!r) {

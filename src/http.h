@@ -50,6 +50,12 @@ struct request {
 	char session_id[65]; /* the token's jti, "" until verified */
 	const char *route_name;
 	uint64_t started_ns;
+
+	/* The tightest rate limit that applied, for the RateLimit-* headers. */
+	bool limited;
+	uint32_t limit;
+	uint32_t limit_remaining;
+	uint32_t limit_reset_s;
 };
 
 struct response {

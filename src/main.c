@@ -18,6 +18,7 @@
 #include "config.h"
 #include "health.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "worker.h"
 
 extern char **environ;
@@ -92,6 +93,7 @@ int main(int argc, char **argv)
 	static struct worker w; /* the one per-process context */
 	struct config_problems problems = {0};
 	FCGX_Request fr;
+	char err[RL_ERR_LEN];
 
 	(void)argv;
 	/* First: FCGX_Init installs the SIGPIPE handler a vanished client
@@ -122,6 +124,11 @@ int main(int argc, char **argv)
 		config_free(&w.cfg);
 		return 64;
 	}
+	if (rl_open(w.cfg.rate_limit_shm, w.cfg.rate_limit_slots, &w.rl, err, sizeof err) != 0) {
+		log_event(LOG_LEVEL_ERROR, "start", "rate-limit table: %s", err);
+		config_free(&w.cfg);
+		return CONFIG_EXIT_STATUS;
+	}
 	db_init(&w.db, &w.cfg);
 	if (register_statements(&w) != 0 || auth_init(&w) != 0) {
 		log_event(LOG_LEVEL_ERROR, "start", "initialisation failed");
@@ -136,6 +143,7 @@ int main(int argc, char **argv)
 	}
 	log_event(LOG_LEVEL_INFO, "stop", "worker stopping");
 	db_close(&w.db);
+	rl_close(w.rl);
 	config_free(&w.cfg);
 	return 0;
 }

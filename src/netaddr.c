@@ -76,9 +76,8 @@ static void unmap(struct netaddr *a)
 	a->family = AF_INET;
 }
 
-int netaddr_parse(const char *text, struct netaddr *out)
+static int parse_n(const char *text, size_t n, struct netaddr *out)
 {
-	size_t n = strlen(text);
 	struct netaddr a;
 
 	trim(&text, &n);
@@ -87,6 +86,40 @@ int netaddr_parse(const char *text, struct netaddr *out)
 	if (is_v4_mapped(&a))
 		unmap(&a);
 	*out = a;
+	return 0;
+}
+
+int netaddr_parse(const char *text, struct netaddr *out)
+{
+	return parse_n(text, strlen(text), out);
+}
+
+int netaddr_client(const char *remote_addr, const char *forwarded_for,
+		   const struct cidr_list *trusted, struct netaddr *out)
+{
+	const char *end;
+
+	if (!remote_addr || netaddr_parse(remote_addr, out) != 0)
+		return -1;
+	if (!cidr_list_contains(trusted, out) || !forwarded_for)
+		return 0;
+	/* Walk from the right: each hop we trust appended the address it saw.
+	 * The first one we do not trust is the client; a hop we cannot parse
+	 * stops the walk at the last address a trusted proxy vouched for. */
+	end = forwarded_for + strlen(forwarded_for);
+	while (end > forwarded_for) {
+		const char *start = end;
+		struct netaddr hop;
+
+		while (start > forwarded_for && start[-1] != ',')
+			start--;
+		if (parse_n(start, (size_t)(end - start), &hop) != 0)
+			return 0;
+		*out = hop;
+		if (!cidr_list_contains(trusted, &hop))
+			return 0;
+		end = start > forwarded_for ? start - 1 : start;
+	}
 	return 0;
 }
 

@@ -30,6 +30,14 @@ struct cidr_list {
 /* 0 on success, -1 if text is not an address (surrounding spaces allowed). */
 int netaddr_parse(const char *text, struct netaddr *out);
 
+/*
+ * The client address of a request (SPEC §3): REMOTE_ADDR, unless it is in
+ * `trusted`; then the right-most X-Forwarded-For entry that is not a trusted
+ * proxy.  forwarded_for may be NULL.  Returns -1 if remote_addr is unusable.
+ */
+int netaddr_client(const char *remote_addr, const char *forwarded_for,
+		   const struct cidr_list *trusted, struct netaddr *out);
+
 /* "a.b.c.d/n", "x::y/n" or a bare address (a /32 or /128). */
 int cidr_parse(const char *text, struct cidr *out);
 

@@ -13,16 +13,20 @@
  *
  * A slot is one _Atomic uint64_t:
  *
- *   bits 63..60  disp  the slot's distance from the key's home slot (0..15)
- *   bits 59..40  fp    20 bits of the key's hash that are not its home
- *   bits 39..0   tat   the key's TAT in ms of CLOCK_MONOTONIC; 0 = empty
+ *   bit  63      choice  which of the key's two buckets this is (0 or 1)
+ *   bits 62..40  fp      23 bits of the key's hash, not used to pick buckets
+ *   bits 39..0   tat     the key's TAT in ms of CLOCK_MONOTONIC; 0 = empty
  *
- * A key lives in one of the WINDOW slots from its home onwards; home and fp
- * together name it (home is implied by the slot's index minus disp).  An
- * entry with tat <= now is fully replenished: it carries no information and
- * any key may take its slot.  Every transition of a slot is one CAS of the
- * whole word, so a reader sees either the old entry or the new one, and a
- * process killed anywhere leaves only whole entries behind.
+ * Slots come in buckets of 8, one 64-byte cache line each.  The key's hash
+ * names two different buckets; the key lives in one slot of either, so a
+ * check reads exactly two cache lines.  A new key goes to the bucket with
+ * more free slots (two choices keep the buckets even, so a table refuses new
+ * keys only when it is nearly full; a linear-probing window of 16 refused
+ * some at half occupancy).  Bucket, choice bit and fp together name the key.
+ * An entry with tat <= now is fully replenished: it carries no information
+ * and any key may take its slot.  Every transition of a slot is one CAS of
+ * the whole word, so a reader sees either the old entry or the new one, and
+ * a process killed anywhere leaves only whole entries behind.
  *
  * Invariants the proofs rely on:
  *   1. A key's admitted requests always see its latest TAT: an entry leaves a
@@ -62,13 +66,15 @@ _Static_assert(sizeof(unsigned long long) == sizeof(uint64_t), "64-bit long long
 /* "fcgi-rl1" as little-endian bytes. */
 #define RL_MAGIC UINT64_C(0x316c722d69676366)
 
-#define WINDOW     16u /* slots a key may occupy: its home and the 15 after it */
-#define DISP_SHIFT 60
-#define FP_BITS    20
-#define TAT_BITS   40
-#define FP_MASK    ((UINT64_C(1) << FP_BITS) - 1)
-#define TAT_MASK   ((UINT64_C(1) << TAT_BITS) - 1)
-_Static_assert(WINDOW <= 16, "disp has 4 bits");
+#define BUCKET       8u           /* slots per bucket: 64 bytes, one cache line */
+#define WINDOW       (2 * BUCKET) /* the slots a key may occupy */
+#define CHOICE_SHIFT 63
+#define FP_BITS      23
+#define TAT_BITS     40
+#define FP_MASK      ((UINT64_C(1) << FP_BITS) - 1)
+#define TAT_MASK     ((UINT64_C(1) << TAT_BITS) - 1)
+_Static_assert(1 + FP_BITS + TAT_BITS == 64, "a slot is one 64-bit word");
+_Static_assert(RL_MIN_SLOTS >= 2 * BUCKET, "two distinct buckets");
 
 #define NS_PER_MS UINT64_C(1000000)
 #define MS_PER_S  UINT64_C(1000)
@@ -131,6 +137,7 @@ struct rl_table {
 	_Atomic uint64_t *slots;
 	size_t map_size;
 	uint32_t nslots;
+	uint32_t nbuckets;      /* nslots / BUCKET; a remainder of slots stays unused */
 	struct rl_shard *shard; /* this process's counters */
 	/* Per-class SipHash keys derived from the segment's key, so the class
 	 * takes part in the hash without a second pass over the key. */
@@ -139,7 +146,7 @@ struct rl_table {
 
 /* Where a key may live and how its entries are recognised. */
 struct probe {
-	uint32_t home;
+	uint32_t bucket[2];
 	uint64_t fp;
 };
 
@@ -297,26 +304,38 @@ static uint64_t w_tat(uint64_t w)
 	return w & TAT_MASK;
 }
 
-static uint64_t w_make(unsigned disp, uint64_t fp, uint64_t tat)
+/* Candidate k (0..WINDOW-1) is slot k % BUCKET of the key's bucket k / BUCKET;
+ * every process numbers the candidates the same way. */
+static unsigned choice_of(unsigned k)
 {
-	return (uint64_t)disp << DISP_SHIFT | fp << TAT_BITS | tat;
+	return k / BUCKET;
 }
 
-/* Whether w is a (possibly replenished) entry of the key probed by pr,
- * found at distance disp from its home. */
-static bool w_is_key(uint64_t w, unsigned disp, const struct probe *pr)
+static uint64_t w_make(unsigned k, uint64_t fp, uint64_t tat)
 {
-	return w_tat(w) != 0 && (w >> DISP_SHIFT) == disp && ((w >> TAT_BITS) & FP_MASK) == pr->fp;
+	return (uint64_t)choice_of(k) << CHOICE_SHIFT | fp << TAT_BITS | tat;
 }
 
-static _Atomic uint64_t *slot_at(const struct rl_table *t, uint32_t home, unsigned disp)
+/* Whether w, found at candidate k, is a (possibly replenished) entry of the
+ * key probed by pr. */
+static bool w_is_key(uint64_t w, unsigned k, const struct probe *pr)
 {
-	uint32_t i = home + disp;
+	return w_tat(w) != 0 && (w >> CHOICE_SHIFT) == choice_of(k) &&
+	       ((w >> TAT_BITS) & FP_MASK) == pr->fp;
+}
 
-	/* home < nslots <= 2^30, so this cannot wrap uint32_t. */
-	if (i >= t->nslots)
-		i -= t->nslots;
-	return &t->slots[i];
+static _Atomic uint64_t *slot_at(const struct rl_table *t, const struct probe *pr, unsigned k)
+{
+	return &t->slots[(size_t)pr->bucket[choice_of(k)] * BUCKET + k % BUCKET];
+}
+
+/* A fixed bijection of 64-bit words (the splitmix64 finaliser): the second
+ * bucket from the same keyed hash, without hashing the key twice. */
+static uint64_t mix64(uint64_t x)
+{
+	x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+	x = (x ^ (x >> 27)) * UINT64_C(0x94d049bb133111eb);
+	return x ^ (x >> 31);
 }
 
 static struct probe probe_of(const struct rl_table *t, uint8_t class_id, const void *key,
@@ -325,9 +344,12 @@ static struct probe probe_of(const struct rl_table *t, uint8_t class_id, const v
 	uint64_t h = rl_siphash24(t->class_key[class_id], key, keylen);
 	struct probe pr;
 
-	/* The top 32 bits pick the home (multiply-shift: unbiased enough and
-	 * no division); 20 of the low bits tell keys with one home apart. */
-	pr.home = (uint32_t)(((h >> 32) * t->nslots) >> 32);
+	/* Multiply-shift maps 32 random bits onto the buckets without a
+	 * division; the low 23 bits tell keys of one bucket apart. */
+	pr.bucket[0] = (uint32_t)(((h >> 32) * t->nbuckets) >> 32);
+	pr.bucket[1] = (uint32_t)(((mix64(h) >> 32) * t->nbuckets) >> 32);
+	if (pr.bucket[1] == pr.bucket[0])
+		pr.bucket[1] = (pr.bucket[0] + 1) % t->nbuckets;
 	pr.fp = h & FP_MASK;
 	return pr;
 }
@@ -335,7 +357,7 @@ static struct probe probe_of(const struct rl_table *t, uint8_t class_id, const v
 static void read_window(const struct rl_table *t, const struct probe *pr, uint64_t view[WINDOW])
 {
 	for (unsigned k = 0; k < WINDOW; k++)
-		view[k] = atomic_load(slot_at(t, pr->home, k));
+		view[k] = atomic_load(slot_at(t, pr, k));
 }
 
 /* Atomic max, so a slow process can never lower the floor. */
@@ -349,7 +371,7 @@ static void raise_evicted_max(struct rl_shm *shm, uint64_t tat)
 
 /*
  * Two entries of one key: only a race makes them (two processes inserting the
- * key while a slot of its window became free).  Keep the nearest one, give it
+ * key while a slot of its window became free).  Keep the first one, give it
  * the largest TAT, clear the others.  The max is enough: by invariant 3 only
  * one of them ever admitted since they coexist, so it holds the key's real
  * TAT.  Clearing happens after the merge, so a process killed in between
@@ -374,7 +396,7 @@ static void fold(struct rl_table *t, const struct probe *pr, const uint64_t view
 	if (w_tat(view[keep]) < max_tat) {
 		uint64_t expect = view[keep];
 
-		if (!atomic_compare_exchange_strong(slot_at(t, pr->home, (unsigned)keep), &expect,
+		if (!atomic_compare_exchange_strong(slot_at(t, pr, (unsigned)keep), &expect,
 		                                    w_make((unsigned)keep, pr->fp, max_tat)))
 			return;
 	}
@@ -382,7 +404,7 @@ static void fold(struct rl_table *t, const struct probe *pr, const uint64_t view
 		uint64_t expect = view[k];
 
 		if (w_is_key(view[k], k, pr))
-			atomic_compare_exchange_strong(slot_at(t, pr->home, k), &expect, 0);
+			atomic_compare_exchange_strong(slot_at(t, pr, k), &expect, 0);
 	}
 	atomic_fetch_add_explicit(&t->shard->folds, 1, memory_order_relaxed);
 }
@@ -393,7 +415,7 @@ static void fold(struct rl_table *t, const struct probe *pr, const uint64_t view
 static bool has_twin(const struct rl_table *t, const struct probe *pr, unsigned used)
 {
 	for (unsigned k = 0; k < WINDOW; k++)
-		if (k != used && w_is_key(atomic_load(slot_at(t, pr->home, k)), k, pr))
+		if (k != used && w_is_key(atomic_load(slot_at(t, pr, k)), k, pr))
 			return true;
 	return false;
 }
@@ -430,7 +452,8 @@ int rl_check(struct rl_table *t, const struct rate_policy *policy, uint8_t class
 
 	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
 		uint64_t view[WINDOW];
-		int mine = -1, spare = -1;
+		int mine = -1, spare, first_free[2] = {-1, -1};
+		unsigned n_free[2] = {0, 0};
 		bool twins = false;
 		uint64_t soonest = UINT64_MAX, tat, new_tat, expect;
 		unsigned used;
@@ -445,12 +468,15 @@ int rl_check(struct rl_table *t, const struct rate_policy *policy, uint8_t class
 					mine = (int)k;
 			} else if (wt <= now) {
 				/* Empty or replenished: free to take (invariant 2). */
-				if (spare < 0)
-					spare = (int)k;
+				if (first_free[choice_of(k)] < 0)
+					first_free[choice_of(k)] = (int)k;
+				n_free[choice_of(k)]++;
 			} else if (wt < soonest) {
 				soonest = wt;
 			}
 		}
+		/* The emptier bucket, so that buckets fill evenly. */
+		spare = n_free[1] > n_free[0] ? first_free[1] : first_free[0];
 		if (twins) {
 			fold(t, &pr, view);
 			continue;
@@ -498,7 +524,7 @@ int rl_check(struct rl_table *t, const struct rate_policy *policy, uint8_t class
 		}
 
 		expect = view[used];
-		if (!atomic_compare_exchange_strong(slot_at(t, pr.home, used), &expect,
+		if (!atomic_compare_exchange_strong(slot_at(t, &pr, used), &expect,
 		                                    w_make(used, pr.fp, new_tat))) {
 			atomic_fetch_add_explicit(&sh->cas_retries, 1, memory_order_relaxed);
 			continue;
@@ -538,7 +564,7 @@ int rl_reset_key(struct rl_table *t, uint8_t class_id, const void *key, size_t k
 	}
 	pr = probe_of(t, class_id, key, keylen);
 	for (unsigned k = 0; k < WINDOW; k++) {
-		_Atomic uint64_t *slot = slot_at(t, pr.home, k);
+		_Atomic uint64_t *slot = slot_at(t, &pr, k);
 		uint64_t w = atomic_load(slot);
 
 		/* A failed CAS reloads w: retry while it is still the key's. */
@@ -653,6 +679,7 @@ static struct rl_table *table_new(void *map, size_t map_size, char *err, size_t 
 	t->shm = map;
 	t->map_size = map_size;
 	t->nslots = (uint32_t)t->shm->nslots;
+	t->nbuckets = t->nslots / BUCKET;
 	t->slots = (_Atomic uint64_t *)((char *)map + HEADER_SIZE);
 	t->shard = &t->shm->shards[(unsigned)getpid() % SHARDS];
 	for (unsigned c = 0; c < RL_MAX_CLASSES; c++) {

@@ -31,11 +31,13 @@
  * requests per second whatever its policy says (the burst is still `limit`).
  *
  * Sharing: the guarantee holds across every process that maps the segment:
- * K workers never admit more than one worker would.  Two keys whose 64-bit
- * hashes agree in the bits the table keeps (about 1 in 2^20 per slot a key
- * probes, see docs) share one TAT: both are limited together, never admitted
- * more.  A table whose slots all hold keys still being limited rejects new
- * keys (RL_TABLE_FULL, fail closed) rather than forget a limited key.
+ * K workers never admit more than one worker would.  A key is stored as its
+ * bucket and 23 more bits of a keyed 64-bit SipHash; a new key matches one of
+ * the up to 16 entries it looks at with probability below 16 / 2^23 (2e-6,
+ * see docs), and then the two share one TAT: both are limited together,
+ * never admitted more.  When all 16 slots a new key may use hold keys still
+ * being limited, it is refused (RL_TABLE_FULL, fail closed) rather than a
+ * limited key forgotten.
  *
  * Shared memory: the first process to call rl_open() creates the segment
  * (O_EXCL), sizes it, fills the header and then publishes a magic number; the

@@ -3,7 +3,8 @@
  *
  *   route (404/405) → body cap from CONTENT_LENGTH (413, nothing read)
  *   → media type (415) → read body (400 if short) → parse (400)
- *   → bearer token, CPU only (401) → handler (database).
+ *   → bearer token, CPU only (401) → rate limit, shared memory (429)
+ *   → handler (database).
  *
  * Everything before the handler is decided without the database, so bad
  * input costs no query.
@@ -15,6 +16,8 @@
 
 #include "auth.h"
 #include "log.h"
+#include "netaddr.h"
+#include "ratelimit.h"
 #include "reply.h"
 #include "router.h"
 
@@ -55,6 +58,68 @@ static int read_body(struct worker *w, const struct route *route, struct request
 	return 0;
 }
 
+int worker_rate_limit(struct worker *w, struct request *req, struct response *res,
+		      enum limit_class class, const struct rate_policy *policy, const char *key)
+{
+	struct rl_result r;
+	struct json_object *body;
+
+	if (policy->limit == 0)
+		return 0;
+	if (!w->rl || rl_check(w->rl, policy, (uint8_t)class, key, strlen(key), rl_now_ns(), &r) != 0) {
+		/* Cannot happen with a validated policy; never admit blindly. */
+		reply_internal(res);
+		return -1;
+	}
+	if (!req->limited || r.remaining < req->limit_remaining) {
+		req->limited = true;
+		req->limit = r.limit;
+		req->limit_remaining = r.remaining;
+		req->limit_reset_s = r.reset_s;
+	}
+	if (r.allowed)
+		return 0;
+	http_error(res, 429, "rate_limited", "too many requests; retry later", NULL);
+	body = res->json;
+	json_object_object_add(body, "retry_after", json_object_new_int64(r.retry_after_s));
+	http_add_header(res, "Retry-After", "%u", r.retry_after_s);
+	return -1;
+}
+
+/* The route's class, keyed by client address (auth) or user id. */
+static int limit_route(struct worker *w, const struct route *route, struct request *req,
+		       struct response *res)
+{
+	struct netaddr client;
+	char key[64];
+
+	switch (route->limit) {
+	case ROUTE_LIMIT_AUTH:
+		if (netaddr_client(req->remote_addr, req->x_forwarded_for,
+				   &w->cfg.trusted_proxies, &client) != 0 ||
+		    netaddr_key(&client, key, sizeof key) < 0)
+			snprintf(key, sizeof key, "unknown");
+		return worker_rate_limit(w, req, res, LIMIT_CLASS_AUTH, &w->cfg.rate_auth, key);
+	case ROUTE_LIMIT_CHAT:
+		snprintf(key, sizeof key, "%lld", (long long)req->user_id);
+		return worker_rate_limit(w, req, res, LIMIT_CLASS_CHAT, &w->cfg.rate_chat, key);
+	case ROUTE_LIMIT_READ:
+		snprintf(key, sizeof key, "%lld", (long long)req->user_id);
+		return worker_rate_limit(w, req, res, LIMIT_CLASS_READ, &w->cfg.rate_read, key);
+	case ROUTE_LIMIT_NONE: break;
+	}
+	return 0;
+}
+
+static void add_limit_headers(const struct request *req, struct response *res)
+{
+	if (!req->limited)
+		return;
+	http_add_header(res, "RateLimit-Limit", "%u", req->limit);
+	http_add_header(res, "RateLimit-Remaining", "%u", req->limit_remaining);
+	http_add_header(res, "RateLimit-Reset", "%u", req->limit_reset_s);
+}
+
 void worker_handle(struct worker *w, struct request *req, struct response *res,
                    http_read_fn read_fn, void *ctx)
 {
@@ -89,5 +154,7 @@ void worker_handle(struct worker *w, struct request *req, struct response *res,
 		return;
 	if (route->needs_token && auth_authenticate(w, req, res) != 0)
 		return;
-	route->handler(w, req, res);
+	if (limit_route(w, route, req, res) == 0)
+		route->handler(w, req, res);
+	add_limit_headers(req, res);
 }

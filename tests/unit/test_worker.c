@@ -4,10 +4,13 @@
  * before any byte of an oversized body is read and before any query.
  */
 #include <check.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
+#include "ratelimit.h"
 #include "worker.h"
 
 static struct worker w;
@@ -28,7 +31,8 @@ static ssize_t counting_reader(void *ctx, char *buf, size_t n)
 
 static void setup(void)
 {
-	char *env[] = {"APP_MODE=DEV", "SECRET_KEY=unit-test-key", "SCRYPT_N=10", NULL};
+	char *env[] = {"APP_MODE=DEV", "SECRET_KEY=unit-test-key", "SCRYPT_N=10",
+		       "POSTGRES_HOST=127.0.0.1", "POSTGRES_PORT=1", "DB_TIMEOUT_MS=500", NULL};
 	struct config_problems p = {0};
 
 	memset(&w, 0, sizeof w);
@@ -199,6 +203,45 @@ START_TEST(healthz_needs_no_database)
 }
 END_TEST
 
+/* The sixth login from one address within a minute is refused from shared
+ * memory alone: the database (unreachable here) is never asked. */
+START_TEST(rate_limit_is_decided_before_the_database)
+{
+	char name[64], err[RL_ERR_LEN];
+	const char *body = "{\"email\":\"a@x.io\",\"password\":\"password1\"}";
+	char length[32];
+	char *p[] = {"REQUEST_METHOD=POST", "REQUEST_URI=/auth/login", "CONTENT_TYPE=application/json",
+		     length, "REMOTE_ADDR=192.0.2.1", NULL};
+	struct request req;
+	struct response res;
+	struct json_object *v;
+
+	snprintf(name, sizeof name, "/chat-test-worker-%d", (int)getpid());
+	rl_unlink(name, err, sizeof err);
+	ck_assert_int_eq(rl_open(name, 1024, &w.rl, err, sizeof err), 0);
+	snprintf(length, sizeof length, "CONTENT_LENGTH=%zu", strlen(body));
+	/* Nothing listens on port 1: every admitted login is a 503. */
+	for (int i = 0; i < 5; i++) {
+		run(p, body, &req, &res);
+		ck_assert_int_eq(res.status, 503);
+		ck_assert_ptr_nonnull(strstr(res.extra_headers, "RateLimit-Limit: 5\r\n"));
+		done(&req, &res);
+	}
+	run(p, body, &req, &res);
+	ck_assert_int_eq(res.status, 429);
+	ck_assert_str_eq(error_code(&res), "rate_limited");
+	ck_assert(json_object_object_get_ex(res.json, "retry_after", &v));
+	ck_assert_int_ge(json_object_get_int(v), 1);
+	ck_assert_ptr_nonnull(strstr(res.extra_headers, "Retry-After: "));
+	ck_assert_ptr_nonnull(strstr(res.extra_headers, "RateLimit-Remaining: 0\r\n"));
+	ck_assert_ptr_null(w.db.conn);
+	done(&req, &res);
+	rl_close(w.rl);
+	w.rl = NULL;
+	rl_unlink(name, err, sizeof err);
+}
+END_TEST
+
 static Suite *worker_suite(void)
 {
 	Suite *s = suite_create("worker");
@@ -212,6 +255,7 @@ static Suite *worker_suite(void)
 	tcase_add_test(tc, huge_bearer_token_is_401_without_the_database);
 	tcase_add_test(tc, routing_errors);
 	tcase_add_test(tc, healthz_needs_no_database);
+	tcase_add_test(tc, rate_limit_is_decided_before_the_database);
 	suite_add_tcase(s, tc);
 	return s;
 }
