@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "chat.h"
 #include "config.h"
 #include "health.h"
 #include "log.h"
@@ -83,6 +84,9 @@ static int register_statements(struct worker *w)
 	if (db_add_statements(&w->db, s, n) != 0)
 		return -1;
 	s = auth_statements(&n);
+	if (db_add_statements(&w->db, s, n) != 0)
+		return -1;
+	s = chat_statements(&n);
 	if (db_add_statements(&w->db, s, n) != 0)
 		return -1;
 	return 0;

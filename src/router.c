@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "chat.h"
 #include "health.h"
 
 static const struct route routes[] = {
@@ -22,6 +23,19 @@ static const struct route routes[] = {
     {"GET", "/auth/me", auth_me, ROUTE_BODY_NONE, true, ROUTE_LIMIT_READ, "auth_me"},
     {"POST", "/auth/password", auth_password, ROUTE_BODY_JSON, true, ROUTE_LIMIT_AUTH,
      "auth_password"},
+
+    {"POST", "/chat/conversations", chat_conversation_create, ROUTE_BODY_JSON, true,
+     ROUTE_LIMIT_CHAT, "chat_conversation_create"},
+    {"GET", "/chat/conversations", chat_conversation_list, ROUTE_BODY_NONE, true, ROUTE_LIMIT_READ,
+     "chat_conversation_list"},
+    {"GET", "/chat/conversations/{id}", chat_conversation_get, ROUTE_BODY_NONE, true,
+     ROUTE_LIMIT_READ, "chat_conversation_get"},
+    {"POST", "/chat/conversations/{id}/members", chat_member_add, ROUTE_BODY_JSON, true,
+     ROUTE_LIMIT_CHAT, "chat_member_add"},
+    {"POST", "/chat/conversations/{id}/messages", chat_message_post, ROUTE_BODY_JSON, true,
+     ROUTE_LIMIT_CHAT, "chat_message_post"},
+    {"GET", "/chat/conversations/{id}/messages", chat_message_list, ROUTE_BODY_NONE, true,
+     ROUTE_LIMIT_READ, "chat_message_list"},
 };
 
 /* Parse a positive decimal int64 with no sign and no leading zero. */

@@ -1,0 +1,732 @@
+/*
+ * chat: conversations, members, messages.  See chat.h.
+ *
+ * Each statement starts from the session check (AUTH_SESSION_VALID: $1 is
+ * the session id, $2 the caller's user id) and joins the membership check
+ * and the data to it, so its first columns say "session valid" and "caller
+ * is a member" and the handler answers 401, 404 or the data from one result.
+ */
+#include "chat.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "db.h"
+#include "fields.h"
+#include "log.h"
+#include "reply.h"
+#include "utf8.h"
+#include "worker.h"
+
+enum {
+	SQL_CONVERSATION_CREATE,
+	SQL_CONVERSATION_LIST,
+	SQL_CONVERSATION_GET,
+	SQL_MEMBER_ADD,
+	SQL_MESSAGE_POST,
+	SQL_MESSAGE_BY_KEY,
+	SQL_MESSAGES_BEFORE,
+	SQL_MESSAGES_AFTER,
+};
+
+/* SQL reads best as SQL: the statement table keeps its own layout. */
+// clang-format off
+
+/* The five columns of a conversation object, in conversation_json() order. */
+#define CONVERSATION_COLUMNS(c) \
+	c ".id, " c ".title, " c ".owner_id, " \
+	SQL_TIMESTAMP(c ".created_at") ", " SQL_TIMESTAMP(c ".last_message_at")
+
+/* Is the caller ($2) a member of the conversation whose id is `conv`? */
+#define IS_MEMBER(conv) \
+	"EXISTS (SELECT 1 FROM members me" \
+	" WHERE me.conversation_id = " conv " AND me.user_id = $2::bigint)"
+
+/* A page of the messages of conversation $3 joined to the session and the
+ * membership checks: columns ok, member, then id, sender_id, sender_name,
+ * body, created_at (NULL when the page is empty).  `page` is the keyset
+ * condition, order and limit. */
+#define MESSAGES_PAGE(page) \
+	"SELECT a.ok, mb.ok, x.id, x.sender_id, u.display_name, x.body, " \
+	SQL_TIMESTAMP("x.created_at") \
+	" FROM (SELECT " AUTH_SESSION_VALID " AS ok) a" \
+	" LEFT JOIN LATERAL (SELECT true AS ok FROM members me" \
+	"  WHERE me.conversation_id = $3::bigint AND me.user_id = $2::bigint) mb ON a.ok" \
+	" LEFT JOIN LATERAL (SELECT m.id, m.sender_id, m.body, m.created_at" \
+	"  FROM messages m WHERE m.conversation_id = $3::bigint AND " page ") x ON mb.ok" \
+	" LEFT JOIN users u ON u.id = x.sender_id" \
+	" ORDER BY x.id"
+
+static const struct db_statement statements[] = {
+	/* $3 title, $4 member emails (a JSON array).  The conversation is
+	 * inserted only when every email is known, so an unknown one leaves
+	 * nothing behind; column 2 is the 1-based position of the first.
+	 * Then one row per member, owner first. */
+	[SQL_CONVERSATION_CREATE] = {"chat_conversation_create",
+		"WITH a AS MATERIALIZED (SELECT " AUTH_SESSION_VALID " AS ok),"
+		" wanted AS MATERIALIZED (SELECT e.email, e.ord FROM a,"
+		"  json_array_elements_text($4::json) WITH ORDINALITY AS e(email, ord) WHERE a.ok),"
+		" found AS MATERIALIZED (SELECT w.ord, u.id FROM wanted w"
+		"  LEFT JOIN users u ON lower(u.email) = lower(w.email)),"
+		" conv AS (INSERT INTO conversations AS c (title, owner_id)"
+		"  SELECT $3, $2::bigint FROM a"
+		"  WHERE a.ok AND NOT EXISTS (SELECT 1 FROM found WHERE id IS NULL)"
+		"  RETURNING c.id, c.title, c.owner_id, c.created_at, c.last_message_at),"
+		" mem AS (INSERT INTO members AS m (conversation_id, user_id, role)"
+		"  SELECT conv.id, $2::bigint, 'owner' FROM conv"
+		"  UNION SELECT conv.id, f.id, 'member' FROM conv, found f WHERE f.id <> $2::bigint"
+		"  RETURNING m.user_id, m.role)"
+		" SELECT a.ok, (SELECT min(ord) FROM found WHERE id IS NULL), "
+		CONVERSATION_COLUMNS("conv") ", mem.user_id, u.display_name, mem.role"
+		" FROM a LEFT JOIN conv ON true LEFT JOIN mem ON true"
+		" LEFT JOIN users u ON u.id = mem.user_id"
+		" ORDER BY mem.role <> 'owner', mem.user_id",
+		false},
+
+	/* $3 activity cursor (exclusive), $4 page size + 1 (the extra row says
+	 * another page follows).  From the caller's memberships (members_user)
+	 * to the conversations, most recent activity first. */
+	[SQL_CONVERSATION_LIST] = {"chat_conversation_list",
+		"SELECT a.ok, " CONVERSATION_COLUMNS("x") ", x.activity"
+		" FROM (SELECT " AUTH_SESSION_VALID " AS ok) a"
+		" LEFT JOIN LATERAL (SELECT c.id, c.title, c.owner_id, c.created_at,"
+		"  c.last_message_at, c.activity"
+		"  FROM members m JOIN conversations c ON c.id = m.conversation_id"
+		"  WHERE m.user_id = $2::bigint AND c.activity < $3::bigint"
+		"  ORDER BY c.activity DESC LIMIT $4::int) x ON a.ok"
+		" ORDER BY x.activity DESC",
+		true},
+
+	/* $3 conversation: one row per member, in the order they joined. */
+	[SQL_CONVERSATION_GET] = {"chat_conversation_get",
+		"SELECT a.ok, " CONVERSATION_COLUMNS("c") ", m.user_id, u.display_name, m.role"
+		" FROM (SELECT " AUTH_SESSION_VALID " AS ok) a"
+		" LEFT JOIN LATERAL (SELECT c.* FROM conversations c"
+		"  WHERE c.id = $3::bigint AND " IS_MEMBER("c.id") ") c ON a.ok"
+		" LEFT JOIN members m ON m.conversation_id = c.id"
+		" LEFT JOIN users u ON u.id = m.user_id"
+		" ORDER BY m.joined_at, m.role <> 'owner', m.user_id",
+		true},
+
+	/* $3 conversation, $4 email.  Columns: ok, member, owner, the user's
+	 * id and name (NULL: unknown email), added, role.  Only the owner
+	 * inserts; a concurrent add of the same user conflicts and reports
+	 * "already a member". */
+	[SQL_MEMBER_ADD] = {"chat_member_add",
+		"WITH a AS MATERIALIZED (SELECT " AUTH_SESSION_VALID " AS ok),"
+		" c AS MATERIALIZED (SELECT c.id, c.owner_id FROM conversations c, a"
+		"  WHERE a.ok AND c.id = $3::bigint AND " IS_MEMBER("c.id") "),"
+		" t AS MATERIALIZED (SELECT u.id, u.display_name FROM users u, c"
+		"  WHERE c.owner_id = $2::bigint AND lower(u.email) = lower($4)),"
+		" ins AS (INSERT INTO members AS m (conversation_id, user_id, role)"
+		"  SELECT c.id, t.id, 'member' FROM c, t"
+		"  ON CONFLICT (conversation_id, user_id) DO NOTHING RETURNING m.user_id)"
+		" SELECT a.ok, c.id IS NOT NULL, c.owner_id = $2::bigint, t.id, t.display_name,"
+		"  EXISTS (SELECT 1 FROM ins), coalesce(m.role, 'member')"
+		" FROM a LEFT JOIN c ON true LEFT JOIN t ON true"
+		" LEFT JOIN members m ON m.conversation_id = c.id AND m.user_id = t.id",
+		false},
+
+	/* $3 conversation, $4 body, $5 Idempotency-Key or NULL.  Columns: ok,
+	 * member, created, id, sender_name, body, created_at.
+	 *
+	 * The conversation row is locked first (FOR NO KEY UPDATE: member
+	 * inserts, whose foreign key takes KEY SHARE, are not blocked) and the
+	 * message id is drawn under that lock, so within a conversation ids
+	 * follow commit order.  A key stored before this statement began is
+	 * answered from the snapshot ("old"); a key stored concurrently is
+	 * caught by ON CONFLICT on messages_idempotency and yields no row at
+	 * all, since this snapshot cannot see the winner: the caller re-reads
+	 * it with SQL_MESSAGE_BY_KEY. */
+	[SQL_MESSAGE_POST] = {"chat_message_post",
+		"WITH a AS MATERIALIZED (SELECT " AUTH_SESSION_VALID " AS ok),"
+		" conv AS MATERIALIZED (SELECT c.id FROM conversations c, a"
+		"  WHERE a.ok AND c.id = $3::bigint AND " IS_MEMBER("c.id")
+		"  FOR NO KEY UPDATE OF c),"
+		" old AS MATERIALIZED (SELECT m.id, m.body, m.created_at FROM messages m, conv"
+		"  WHERE m.conversation_id = conv.id AND m.sender_id = $2::bigint"
+		"  AND m.idempotency_key = $5),"
+		" ins AS (INSERT INTO messages AS m (conversation_id, sender_id, body, idempotency_key)"
+		"  SELECT conv.id, $2::bigint, $4, $5 FROM conv WHERE NOT EXISTS (SELECT 1 FROM old)"
+		"  ON CONFLICT (conversation_id, sender_id, idempotency_key)"
+		"  WHERE idempotency_key IS NOT NULL DO NOTHING"
+		"  RETURNING m.id, m.body, m.created_at),"
+		" upd AS (UPDATE conversations c SET last_message_at = ins.created_at,"
+		"  activity = nextval('conversation_activity') FROM ins WHERE c.id = $3::bigint)"
+		" SELECT a.ok, EXISTS (SELECT 1 FROM conv), r.created, r.id, u.display_name, r.body, "
+		SQL_TIMESTAMP("r.created_at")
+		" FROM a LEFT JOIN (SELECT true AS created, id, body, created_at FROM ins"
+		"  UNION ALL SELECT false, id, body, created_at FROM old) r ON true"
+		" LEFT JOIN users u ON u.id = $2::bigint",
+		false},
+
+	/* $1 conversation, $2 sender, $3 key: the concurrent winner's message
+	 * (id, sender_name, body, created_at). */
+	[SQL_MESSAGE_BY_KEY] = {"chat_message_by_key",
+		"SELECT m.id, u.display_name, m.body, " SQL_TIMESTAMP("m.created_at")
+		" FROM messages m JOIN users u ON u.id = m.sender_id"
+		" WHERE m.conversation_id = $1::bigint AND m.sender_id = $2::bigint"
+		" AND m.idempotency_key = $3",
+		true},
+
+	/* $3 conversation, $4 before (exclusive), $5 limit: the last `limit`
+	 * below `before`, read backwards on the primary key, sent ascending. */
+	[SQL_MESSAGES_BEFORE] = {"chat_messages_before",
+		MESSAGES_PAGE("m.id < $4::bigint ORDER BY m.id DESC LIMIT $5::int"),
+		true},
+
+	/* $3 conversation, $4 after, $5 before (both exclusive), $6 limit. */
+	[SQL_MESSAGES_AFTER] = {"chat_messages_after",
+		MESSAGES_PAGE("m.id > $4::bigint AND m.id < $5::bigint ORDER BY m.id LIMIT $6::int"),
+		true},
+};
+
+// clang-format on
+
+#define LIMIT_DEFAULT   50
+#define LIMIT_MAX       200
+#define MEMBERS_MAX     100
+#define IDEMPOTENCY_MAX 128
+#define REVOKED         "token has been revoked"
+#define OWNER_ONLY      "only the owner can add members"
+
+static const struct text_rule title_rule = {"title", true, true, FIELD_CODEPOINTS, 1, 200};
+static const struct text_rule body_rule = {"body", true, false, FIELD_CODEPOINTS, 1, 4000};
+static const struct text_rule email_rule = {"email", true, true, FIELD_CODEPOINTS, 1, 1024};
+static const struct text_rule member_rule = {"members", true, true, FIELD_CODEPOINTS, 1, 1024};
+
+const struct db_statement *chat_statements(size_t *count)
+{
+	*count = sizeof statements / sizeof statements[0];
+	return statements;
+}
+
+/* --- result columns ---------------------------------------------------------- */
+
+static bool col_true(const PGresult *r, int row, int col)
+{
+	return !PQgetisnull(r, row, col) && PQgetvalue(r, row, col)[0] == 't';
+}
+
+static struct json_object *col_int64(const PGresult *r, int row, int col)
+{
+	if (PQgetisnull(r, row, col))
+		return NULL; /* json null */
+	return json_object_new_int64(strtoll(PQgetvalue(r, row, col), NULL, 10));
+}
+
+/* Text as stored, byte for byte (the length, not strlen). */
+static struct json_object *col_text(const PGresult *r, int row, int col)
+{
+	if (PQgetisnull(r, row, col))
+		return NULL;
+	return json_object_new_string_len(PQgetvalue(r, row, col), PQgetlength(r, row, col));
+}
+
+/* {"id","title","owner_id","created_at","last_message_at"} from 5 columns. */
+static struct json_object *conversation_json(const PGresult *r, int row, int col)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "id", col_int64(r, row, col));
+	json_object_object_add(o, "title", col_text(r, row, col + 1));
+	json_object_object_add(o, "owner_id", col_int64(r, row, col + 2));
+	json_object_object_add(o, "created_at", col_text(r, row, col + 3));
+	json_object_object_add(o, "last_message_at", col_text(r, row, col + 4));
+	return o;
+}
+
+/* {"id","display_name","role"} from 3 columns. */
+static struct json_object *member_json(const PGresult *r, int row, int col)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "id", col_int64(r, row, col));
+	json_object_object_add(o, "display_name", col_text(r, row, col + 1));
+	json_object_object_add(o, "role", col_text(r, row, col + 2));
+	return o;
+}
+
+/* Columns id, sender_id, sender_name, body, created_at from `col`. */
+static struct json_object *message_json(const PGresult *r, int row, int col, int64_t conversation)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "id", col_int64(r, row, col));
+	json_object_object_add(o, "conversation_id", json_object_new_int64(conversation));
+	json_object_object_add(o, "sender_id", col_int64(r, row, col + 1));
+	json_object_object_add(o, "sender_name", col_text(r, row, col + 2));
+	json_object_object_add(o, "body", col_text(r, row, col + 3));
+	json_object_object_add(o, "created_at", col_text(r, row, col + 4));
+	return o;
+}
+
+/* --- request input ------------------------------------------------------------ */
+
+/* $1 session id, $2 user id: the parameters AUTH_SESSION_VALID reads. */
+static void session_params(const struct request *req, char user_id[24], const char **params)
+{
+	snprintf(user_id, 24, "%" PRId64, req->user_id);
+	params[0] = req->session_id;
+	params[1] = user_id;
+}
+
+/* Canonical positive decimal int64: digits only, no sign, no leading zero. */
+static int parse_positive(const char *s, size_t n, int64_t *out)
+{
+	int64_t v = 0;
+
+	if (n == 0 || n > 19 || s[0] == '0')
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		if (v > (INT64_MAX - (s[i] - '0')) / 10)
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/*
+ * Query parameter `name` as a positive integer up to max.  Returns 1 with
+ * *out set, 0 when absent, or -1 with a 422 naming the parameter (a bad
+ * value, a bad percent-escape, or the name given twice).
+ */
+static int query_int(const struct request *req, const char *name, int64_t max, int64_t *out,
+                     struct response *res)
+{
+	char *raw, msg[96];
+	size_t len;
+	int64_t v = 0;
+	int r = http_form_get(req->query, strlen(req->query), name, &raw, &len);
+	bool ok;
+
+	if (r == 0)
+		return 0;
+	ok = r > 0 && parse_positive(raw, len, &v) == 0 && v <= max;
+	free(raw);
+	if (!ok) {
+		if (max == INT64_MAX)
+			snprintf(msg, sizeof msg, "must be a positive integer, given once");
+		else
+			snprintf(msg, sizeof msg,
+			         "must be an integer from 1 to %" PRId64 ", given once", max);
+		reply_validation(res, name, msg);
+		return -1;
+	}
+	*out = v;
+	return 1;
+}
+
+static int query_limit(const struct request *req, int64_t *limit, struct response *res)
+{
+	*limit = LIMIT_DEFAULT;
+	return query_int(req, "limit", LIMIT_MAX, limit, res) < 0 ? -1 : 0;
+}
+
+/* Unicode White_Space: a body made only of these is empty to a reader. */
+static bool is_white_space(unsigned cp)
+{
+	return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 ||
+	       cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
+	       cp == 0x202F || cp == 0x205F || cp == 0x3000;
+}
+
+static bool is_blank(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+	unsigned cp;
+
+	while (p < end) {
+		int step = utf8_decode(p, end, &cp);
+		if (step < 0 || !is_white_space(cp))
+			return false;
+		p += step;
+	}
+	return true;
+}
+
+/* Idempotency-Key: absent (*key NULL), or 1–128 printable ASCII. */
+static int idempotency_key(const struct request *req, const char **key, struct response *res)
+{
+	const char *k = req->idempotency_key;
+	size_t n;
+
+	*key = NULL;
+	if (!k)
+		return 0;
+	n = strlen(k);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)k[i] < 0x21 || (unsigned char)k[i] > 0x7E)
+			n = 0;
+	if (n < 1 || n > IDEMPOTENCY_MAX) {
+		reply_validation(res, "Idempotency-Key",
+		                 "must be 1 to 128 printable ASCII characters without spaces");
+		return -1;
+	}
+	*key = k;
+	return 0;
+}
+
+/*
+ * "members": absent or null (no one else), or an array of at most 100
+ * emails under the register rules.  Gives them as a JSON array (json-c does
+ * the encoding; the text goes to PostgreSQL as one parameter value).
+ */
+static int member_emails(struct json_object *body, struct json_object **out, struct response *res)
+{
+	struct json_object *v, *arr;
+	size_t n;
+
+	*out = NULL;
+	arr = json_object_new_array();
+	if (!arr) {
+		reply_internal(res);
+		return -1;
+	}
+	if (!json_object_object_get_ex(body, "members", &v) ||
+	    json_object_is_type(v, json_type_null)) {
+		*out = arr;
+		return 0;
+	}
+	if (!json_object_is_type(v, json_type_array)) {
+		reply_bad_request(res, "members must be an array of emails", "members");
+		goto fail;
+	}
+	n = json_object_array_length(v);
+	if (n > MEMBERS_MAX) {
+		reply_validation(res, "members", "at most 100 emails");
+		goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *e = json_object_array_get_idx(v, i);
+		char *email;
+		size_t len;
+
+		if (!json_object_is_type(e, json_type_string)) {
+			reply_bad_request(res, "members must be an array of emails", "members");
+			goto fail;
+		}
+		if (field_check_text(json_object_get_string(e),
+		                     (size_t)json_object_get_string_len(e), &member_rule, &email,
+		                     &len, res) < 0)
+			goto fail;
+		if (field_email(email, len, "members", res) < 0) {
+			free(email);
+			goto fail;
+		}
+		json_object_array_add(arr, json_object_new_string_len(email, (int)len));
+		free(email);
+	}
+	*out = arr;
+	return 0;
+fail:
+	json_object_put(arr);
+	return -1;
+}
+
+/* --- handlers -------------------------------------------------------------------- */
+
+void chat_conversation_create(struct worker *w, struct request *req, struct response *res)
+{
+	char *title = NULL, user_id[24], msg[96];
+	size_t title_len;
+	struct json_object *emails = NULL, *conv, *members;
+	const char *params[4];
+	enum db_status st;
+	PGresult *r = NULL;
+
+	if (field_text(req->json, &title_rule, &title, &title_len, res) < 0 ||
+	    member_emails(req->json, &emails, res) < 0)
+		goto out;
+	session_params(req, user_id, params);
+	params[2] = title;
+	params[3] = json_object_to_json_string_ext(emails, JSON_C_TO_STRING_PLAIN);
+	r = db_exec(&w->db, &statements[SQL_CONVERSATION_CREATE], 4, params, &st);
+	if (!r) {
+		reply_db_error(res, st);
+		goto out;
+	}
+	if (!col_true(r, 0, 0)) {
+		reply_unauthorized(res, REVOKED);
+		goto out;
+	}
+	if (!PQgetisnull(r, 0, 1)) {
+		snprintf(msg, sizeof msg, "members[%lld] is not a registered email",
+		         strtoll(PQgetvalue(r, 0, 1), NULL, 10) - 1);
+		reply_validation(res, "members", msg);
+		goto out;
+	}
+	conv = conversation_json(r, 0, 2);
+	members = json_object_new_array();
+	for (int i = 0; i < PQntuples(r); i++)
+		json_object_array_add(members, member_json(r, i, 7));
+	json_object_object_add(conv, "members", members);
+	http_set_json(res, 201, conv);
+out:
+	PQclear(r);
+	json_object_put(emails);
+	free(title);
+}
+
+void chat_conversation_list(struct worker *w, struct request *req, struct response *res)
+{
+	char user_id[24], before_text[24], fetch_text[24];
+	const char *params[4];
+	int64_t limit, before = INT64_MAX;
+	struct json_object *body, *items;
+	enum db_status st;
+	PGresult *r;
+	int n, rows;
+
+	if (query_limit(req, &limit, res) < 0 ||
+	    query_int(req, "before", INT64_MAX, &before, res) < 0)
+		return;
+	session_params(req, user_id, params);
+	snprintf(before_text, sizeof before_text, "%" PRId64, before);
+	snprintf(fetch_text, sizeof fetch_text, "%" PRId64, limit + 1);
+	params[2] = before_text;
+	params[3] = fetch_text;
+	r = db_exec(&w->db, &statements[SQL_CONVERSATION_LIST], 4, params, &st);
+	if (!r) {
+		reply_db_error(res, st);
+		return;
+	}
+	if (!col_true(r, 0, 0)) {
+		reply_unauthorized(res, REVOKED);
+		PQclear(r);
+		return;
+	}
+	rows = PQgetisnull(r, 0, 1) ? 0 : PQntuples(r);
+	n = rows > limit ? (int)limit : rows;
+	body = json_object_new_object();
+	items = json_object_new_array();
+	for (int i = 0; i < n; i++)
+		json_object_array_add(items, conversation_json(r, i, 1));
+	json_object_object_add(body, "items", items);
+	/* A row beyond the page: the cursor is the last item's activity. */
+	json_object_object_add(body, "next_before", rows > limit ? col_int64(r, n - 1, 6) : NULL);
+	http_set_json(res, 200, body);
+	PQclear(r);
+}
+
+void chat_conversation_get(struct worker *w, struct request *req, struct response *res)
+{
+	char user_id[24], conv_text[24];
+	const char *params[3];
+	struct json_object *conv, *members;
+	enum db_status st;
+	PGresult *r;
+
+	session_params(req, user_id, params);
+	snprintf(conv_text, sizeof conv_text, "%" PRId64, req->path_ids[0]);
+	params[2] = conv_text;
+	r = db_exec(&w->db, &statements[SQL_CONVERSATION_GET], 3, params, &st);
+	if (!r) {
+		reply_db_error(res, st);
+		return;
+	}
+	if (!col_true(r, 0, 0))
+		reply_unauthorized(res, REVOKED);
+	else if (PQgetisnull(r, 0, 1))
+		reply_not_found(res);
+	else {
+		conv = conversation_json(r, 0, 1);
+		members = json_object_new_array();
+		for (int i = 0; i < PQntuples(r); i++)
+			if (!PQgetisnull(r, i, 6))
+				json_object_array_add(members, member_json(r, i, 6));
+		json_object_object_add(conv, "members", members);
+		http_set_json(res, 200, conv);
+	}
+	PQclear(r);
+}
+
+void chat_member_add(struct worker *w, struct request *req, struct response *res)
+{
+	char *email = NULL, user_id[24], conv_text[24];
+	size_t email_len;
+	const char *params[4];
+	struct json_object *o;
+	enum db_status st;
+	PGresult *r = NULL;
+
+	if (field_text(req->json, &email_rule, &email, &email_len, res) < 0 ||
+	    field_email(email, email_len, "email", res) < 0)
+		goto out;
+	session_params(req, user_id, params);
+	snprintf(conv_text, sizeof conv_text, "%" PRId64, req->path_ids[0]);
+	params[2] = conv_text;
+	params[3] = email;
+	r = db_exec(&w->db, &statements[SQL_MEMBER_ADD], 4, params, &st);
+	if (!r) {
+		reply_db_error(res, st);
+		goto out;
+	}
+	/* ok, member, owner, target id, target name, added, target role */
+	if (!col_true(r, 0, 0))
+		reply_unauthorized(res, REVOKED);
+	else if (!col_true(r, 0, 1))
+		reply_not_found(res);
+	else if (!col_true(r, 0, 2))
+		http_error(res, 403, "forbidden", OWNER_ONLY, NULL);
+	else if (PQgetisnull(r, 0, 3))
+		reply_validation(res, "email", "is not a registered email");
+	else {
+		o = json_object_new_object();
+		json_object_object_add(o, "id", col_int64(r, 0, 3));
+		json_object_object_add(o, "display_name", col_text(r, 0, 4));
+		json_object_object_add(o, "role", col_text(r, 0, 6));
+		http_set_json(res, col_true(r, 0, 5) ? 201 : 200, o);
+	}
+out:
+	PQclear(r);
+	free(email);
+}
+
+/* A concurrent send with the same key won: answer with its message. */
+static void message_by_key(struct worker *w, struct request *req, struct response *res,
+                           const char *conv_text, const char *user_id, const char *key)
+{
+	const char *params[3] = {conv_text, user_id, key};
+	struct json_object *o;
+	enum db_status st;
+	PGresult *r;
+
+	r = db_exec(&w->db, &statements[SQL_MESSAGE_BY_KEY], 3, params, &st);
+	if (!r) {
+		reply_db_error(res, st);
+		return;
+	}
+	if (PQntuples(r) != 1) {
+		/* ON CONFLICT saw a committed row that a later snapshot cannot:
+		 * impossible while messages are never deleted. */
+		log_event(LOG_LEVEL_ERROR, "chat", "idempotent message vanished");
+		reply_internal(res);
+	} else {
+		o = json_object_new_object();
+		json_object_object_add(o, "id", col_int64(r, 0, 0));
+		json_object_object_add(o, "conversation_id",
+		                       json_object_new_int64(req->path_ids[0]));
+		json_object_object_add(o, "sender_id", json_object_new_int64(req->user_id));
+		json_object_object_add(o, "sender_name", col_text(r, 0, 1));
+		json_object_object_add(o, "body", col_text(r, 0, 2));
+		json_object_object_add(o, "created_at", col_text(r, 0, 3));
+		http_set_json(res, 200, o);
+	}
+	PQclear(r);
+}
+
+void chat_message_post(struct worker *w, struct request *req, struct response *res)
+{
+	char *body = NULL, user_id[24], conv_text[24];
+	size_t body_len;
+	const char *params[5], *key;
+	struct json_object *o;
+	enum db_status st;
+	PGresult *r = NULL;
+
+	if (field_text(req->json, &body_rule, &body, &body_len, res) < 0)
+		goto out;
+	if (is_blank(body, body_len)) {
+		reply_validation(res, "body", "must not be only white space");
+		goto out;
+	}
+	if (idempotency_key(req, &key, res) < 0)
+		goto out;
+	session_params(req, user_id, params);
+	snprintf(conv_text, sizeof conv_text, "%" PRId64, req->path_ids[0]);
+	params[2] = conv_text;
+	params[3] = body;
+	params[4] = key;
+	r = db_exec(&w->db, &statements[SQL_MESSAGE_POST], 5, params, &st);
+	if (!r) {
+		reply_db_error(res, st);
+		goto out;
+	}
+	/* ok, member, created, id, sender name, body, created_at */
+	if (!col_true(r, 0, 0)) {
+		reply_unauthorized(res, REVOKED);
+	} else if (!col_true(r, 0, 1)) {
+		reply_not_found(res);
+	} else if (PQgetisnull(r, 0, 3)) {
+		if (key)
+			message_by_key(w, req, res, conv_text, user_id, key);
+		else
+			reply_internal(res); /* no key, no conflict: cannot happen */
+	} else {
+		o = json_object_new_object();
+		json_object_object_add(o, "id", col_int64(r, 0, 3));
+		json_object_object_add(o, "conversation_id",
+		                       json_object_new_int64(req->path_ids[0]));
+		json_object_object_add(o, "sender_id", json_object_new_int64(req->user_id));
+		json_object_object_add(o, "sender_name", col_text(r, 0, 4));
+		json_object_object_add(o, "body", col_text(r, 0, 5));
+		json_object_object_add(o, "created_at", col_text(r, 0, 6));
+		http_set_json(res, col_true(r, 0, 2) ? 201 : 200, o);
+	}
+out:
+	PQclear(r);
+	free(body);
+}
+
+void chat_message_list(struct worker *w, struct request *req, struct response *res)
+{
+	char user_id[24], conv_text[24], after_text[24], before_text[24], limit_text[24];
+	const char *params[6];
+	int64_t limit, after = 0, before = INT64_MAX;
+	int has_after, nparams;
+	struct json_object *body, *items;
+	const struct db_statement *stmt;
+	enum db_status st;
+	PGresult *r;
+
+	if (query_limit(req, &limit, res) < 0 ||
+	    (has_after = query_int(req, "after", INT64_MAX, &after, res)) < 0 ||
+	    query_int(req, "before", INT64_MAX, &before, res) < 0)
+		return;
+	session_params(req, user_id, params);
+	snprintf(conv_text, sizeof conv_text, "%" PRId64, req->path_ids[0]);
+	snprintf(after_text, sizeof after_text, "%" PRId64, after);
+	snprintf(before_text, sizeof before_text, "%" PRId64, before);
+	snprintf(limit_text, sizeof limit_text, "%" PRId64, limit);
+	params[2] = conv_text;
+	if (has_after) {
+		/* The first `limit` after `after`, still below `before`. */
+		stmt = &statements[SQL_MESSAGES_AFTER];
+		params[3] = after_text;
+		params[4] = before_text;
+		params[5] = limit_text;
+		nparams = 6;
+	} else {
+		stmt = &statements[SQL_MESSAGES_BEFORE];
+		params[3] = before_text;
+		params[4] = limit_text;
+		nparams = 5;
+	}
+	r = db_exec(&w->db, stmt, nparams, params, &st);
+	if (!r) {
+		reply_db_error(res, st);
+		return;
+	}
+	if (!col_true(r, 0, 0)) {
+		reply_unauthorized(res, REVOKED);
+	} else if (!col_true(r, 0, 1)) {
+		reply_not_found(res);
+	} else {
+		body = json_object_new_object();
+		items = json_object_new_array();
+		for (int i = 0; i < PQntuples(r); i++)
+			if (!PQgetisnull(r, i, 2))
+				json_object_array_add(items,
+				                      message_json(r, i, 2, req->path_ids[0]));
+		json_object_object_add(body, "items", items);
+		http_set_json(res, 200, body);
+	}
+	PQclear(r);
+}
