@@ -3,7 +3,8 @@
  * and the guarantee are in ratelimit.h, the design and its proofs in
  * docs/RATELIMIT.md.
  *
- * Segment layout (version 1):
+ * Segment layout (version 2; version 1, a linear-probing window of 16 slots,
+ * was only in early development commits):
  *
  *   [header, HEADER_SIZE bytes][slot 0][slot 1]...[slot nslots-1]
  *
@@ -212,7 +213,7 @@ static void sipround(uint64_t v[4])
 uint64_t rl_siphash24(const uint8_t key[16], const void *msg, size_t len)
 {
 	const uint8_t *in = msg;
-	const uint8_t *end = in + (len - len % 8);
+	size_t blocks = len / 8, rest = len % 8;
 	uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
 	uint64_t v[4] = {
 	    UINT64_C(0x736f6d6570736575) ^ k0,
@@ -222,16 +223,17 @@ uint64_t rl_siphash24(const uint8_t key[16], const void *msg, size_t len)
 	};
 	uint64_t b = (uint64_t)len << 56;
 
-	for (; in != end; in += 8) {
-		uint64_t m = load_le64(in);
+	/* Indexing, not pointer bumping: msg may be NULL when len is 0. */
+	for (size_t i = 0; i < blocks; i++) {
+		uint64_t m = load_le64(&in[8 * i]);
 
 		v[3] ^= m;
 		sipround(v);
 		sipround(v);
 		v[0] ^= m;
 	}
-	for (size_t i = 0; i < len % 8; i++)
-		b |= (uint64_t)in[i] << (8 * i);
+	for (size_t i = 0; i < rest; i++)
+		b |= (uint64_t)in[8 * blocks + i] << (8 * i);
 	v[3] ^= b;
 	sipround(v);
 	sipround(v);
@@ -704,6 +706,13 @@ static int create_segment(int fd, const char *name, uint32_t slots, struct rl_ta
 	uint64_t size = total_size_for(slots);
 	struct rl_shm *shm;
 
+	/* The mode regardless of umask: every worker of our uid must open it
+	 * read-write, nobody else may read the hash key. */
+	if (fchmod(fd, 0600) < 0) {
+		set_err(err, errlen, "cannot set the mode of shared memory %s: %s", name,
+		        strerror(errno));
+		return -1;
+	}
 	/* tmpfs hands out zero pages: every slot starts empty (word 0). */
 	if (ftruncate(fd, (off_t)size) < 0) {
 		set_err(err, errlen, "cannot size shared memory %s to %llu bytes: %s", name,

@@ -67,7 +67,7 @@
 #include "config.h"
 
 /* Bumped whenever the segment's layout changes; a mismatch is an error. */
-#define RL_LAYOUT_VERSION 1u
+#define RL_LAYOUT_VERSION 2u
 
 /* Class ids 0 .. RL_MAX_CLASSES-1 (auth, chat, read, ...), each counted
  * separately; the same key in two classes is two independent limits. */
