@@ -7,7 +7,9 @@ PACKAGES=(
 	build-essential autoconf automake libtool pkg-config
 	libfcgi-dev libpq-dev libjson-c-dev libscrypt-dev check libssl-dev
 	lighttpd postgresql postgresql-contrib openssl curl jq ca-certificates
+	apache2 libapache2-mod-fcgid
 	clang-format cppcheck valgrind wrk
+	prometheus
 )
 
 missing=()
@@ -20,7 +22,7 @@ SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 echo "installing: ${missing[*]}" >&2
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-# policy-rc.d keeps the packaged PostgreSQL and lighttpd services from
+# policy-rc.d keeps the packaged PostgreSQL, lighttpd and Apache services from
 # starting: we run our own instances on our own ports.
 if [ ! -e /usr/sbin/policy-rc.d ]; then
 	printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null

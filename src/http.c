@@ -87,6 +87,7 @@ int http_request_init(struct request *req, char *const *params)
 	const char *uri, *q, *cl, *rid;
 
 	memset(req, 0, sizeof *req);
+	req->route_index = -1;
 	req->method = dup_or_null(param_get(params, "REQUEST_METHOD"));
 	uri = param_get(params, "REQUEST_URI");
 	if (!uri)

@@ -49,6 +49,7 @@ struct request {
 	int64_t user_id;     /* 0 until a token names the caller */
 	char session_id[65]; /* the token's jti, "" until verified */
 	const char *route_name;
+	int route_index; /* in the route table, -1 if none matched */
 	uint64_t started_ns;
 
 	/* The tightest rate limit that applied, for the RateLimit-* headers. */

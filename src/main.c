@@ -19,6 +19,7 @@
 #include "config.h"
 #include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "ratelimit.h"
 #include "worker.h"
 
@@ -32,6 +33,16 @@ static ssize_t fcgi_read(void *ctx, char *buf, size_t n)
 	if (got < 0)
 		return -1;
 	return got;
+}
+
+/* struct db counts per worker; the shared counters take the deltas. */
+static void report_db_counters(struct worker *w)
+{
+	uint64_t now[3] = {w->db.connects, w->db.connect_failures, w->db.errors};
+
+	metrics_add_db(w->metrics, now[0] - w->db_reported[0], now[1] - w->db_reported[1],
+		       now[2] - w->db_reported[2]);
+	memcpy(w->db_reported, now, sizeof now);
 }
 
 static void serve_one(struct worker *w, FCGX_Request *fr)
@@ -52,6 +63,8 @@ static void serve_one(struct worker *w, FCGX_Request *fr)
 		free(out);
 	}
 	log_request(&req, res.status, db_now_ns() - started);
+	metrics_record(w->metrics, req.route_index, res.status, db_now_ns() - started);
+	report_db_counters(w);
 	http_response_free(&res);
 	http_request_free(&req);
 }
@@ -130,6 +143,12 @@ int main(int argc, char **argv)
 	}
 	if (rl_open(w.cfg.rate_limit_shm, w.cfg.rate_limit_slots, &w.rl, err, sizeof err) != 0) {
 		log_event(LOG_LEVEL_ERROR, "start", "rate-limit table: %s", err);
+		config_free(&w.cfg);
+		return CONFIG_EXIT_STATUS;
+	}
+	if (metrics_attach(w.rl, &w.metrics, err, sizeof err) != 0) {
+		log_event(LOG_LEVEL_ERROR, "start", "%s", err);
+		rl_close(w.rl);
 		config_free(&w.cfg);
 		return CONFIG_EXIT_STATUS;
 	}

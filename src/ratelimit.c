@@ -3,8 +3,9 @@
  * and the guarantee are in ratelimit.h, the design and its proofs in
  * docs/RATELIMIT.md.
  *
- * Segment layout (version 2; version 1, a linear-probing window of 16 slots,
- * was only in early development commits):
+ * Segment layout (version 3: version 2 plus the extension area for metrics in
+ * the header; version 1, a linear-probing window of 16 slots, was only in
+ * early development commits):
  *
  *   [header, HEADER_SIZE bytes][slot 0][slot 1]...[slot nslots-1]
  *
@@ -122,6 +123,9 @@ struct rl_shm {
 	/* The largest TAT of any entry evicted so far (invariant 1). */
 	_Alignas(64) _Atomic uint64_t evicted_tat_max;
 	struct rl_shard shards[SHARDS];
+	/* Version 3: room for the other counters the workers share (metrics),
+	 * so one segment, one creation protocol and one lifetime serve both. */
+	_Alignas(64) uint8_t extension[RL_EXTENSION_BYTES];
 };
 
 _Static_assert(offsetof(struct rl_shm, magic) == 0, "stable prefix");
@@ -946,6 +950,11 @@ void rl_close(struct rl_table *t)
 		return;
 	munmap(t->shm, t->map_size);
 	free(t);
+}
+
+void *rl_extension(struct rl_table *t)
+{
+	return t->shm->extension;
 }
 
 int rl_unlink(const char *name, char *err, size_t errlen)

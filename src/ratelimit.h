@@ -67,7 +67,7 @@
 #include "config.h"
 
 /* Bumped whenever the segment's layout changes; a mismatch is an error. */
-#define RL_LAYOUT_VERSION 2u
+#define RL_LAYOUT_VERSION 3u
 
 /* Class ids 0 .. RL_MAX_CLASSES-1 (auth, chat, read, ...), each counted
  * separately; the same key in two classes is two independent limits. */
@@ -138,6 +138,12 @@ int rl_attach(const char *name, struct rl_table **out, char *err, size_t errlen)
 
 /* Unmap and free the handle; the segment stays. NULL is fine. */
 void rl_close(struct rl_table *t);
+
+/* The segment also carries RL_EXTENSION_BYTES of zero-initialised memory,
+ * 64-byte aligned, that this module never touches: the metrics module lays
+ * its shared counters out there (its own layout check included). */
+#define RL_EXTENSION_BYTES 32768u
+void *rl_extension(struct rl_table *t);
 
 /* Remove the segment's name (shm_unlink). Returns 0, or -1 with err set. */
 int rl_unlink(const char *name, char *err, size_t errlen);

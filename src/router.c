@@ -10,10 +10,12 @@
 #include "auth.h"
 #include "chat.h"
 #include "health.h"
+#include "metrics.h"
 
 static const struct route routes[] = {
     {"GET", "/healthz", health_healthz, ROUTE_BODY_NONE, false, ROUTE_LIMIT_NONE, "healthz"},
     {"GET", "/readyz", health_readyz, ROUTE_BODY_NONE, false, ROUTE_LIMIT_NONE, "readyz"},
+    {"GET", "/metrics", metrics_handler, ROUTE_BODY_NONE, false, ROUTE_LIMIT_NONE, "metrics"},
 
     {"POST", "/auth/register", auth_register, ROUTE_BODY_JSON, false, ROUTE_LIMIT_AUTH,
      "auth_register"},
@@ -37,6 +39,16 @@ static const struct route routes[] = {
     {"GET", "/chat/conversations/{id}/messages", chat_message_list, ROUTE_BODY_NONE, true,
      ROUTE_LIMIT_READ, "chat_message_list"},
 };
+
+size_t router_count(void)
+{
+	return sizeof routes / sizeof routes[0];
+}
+
+const struct route *router_at(size_t i)
+{
+	return &routes[i];
+}
 
 /* Parse a positive decimal int64 with no sign and no leading zero. */
 static int parse_id(const char *s, size_t n, int64_t *out)
@@ -79,7 +91,8 @@ static bool path_matches(const char *pattern, const char *path, int64_t ids[HTTP
 }
 
 enum router_result router_match(const char *method, const char *path, const struct route **route,
-                                int64_t ids[HTTP_MAX_PATH_IDS], char *allow, size_t allow_len)
+                                int *route_index, int64_t ids[HTTP_MAX_PATH_IDS], char *allow,
+                                size_t allow_len)
 {
 	bool path_known = false;
 	size_t used = 0;
@@ -93,9 +106,13 @@ enum router_result router_match(const char *method, const char *path, const stru
 			continue;
 		if (strcmp(routes[i].method, method) == 0) {
 			*route = &routes[i];
+			*route_index = (int)i;
 			memcpy(ids, tmp, sizeof tmp);
 			return ROUTER_FOUND;
 		}
+		/* A 405 is counted on the path's first route. */
+		if (!path_known)
+			*route_index = (int)i;
 		path_known = true;
 		if (allow_len > used) {
 			int n = snprintf(allow + used, allow_len - used, "%s%s", used ? ", " : "",

@@ -9,6 +9,7 @@
 #define CHAT_ROUTER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "http.h"
 
@@ -32,12 +33,19 @@ struct route {
 
 enum router_result { ROUTER_FOUND, ROUTER_NOT_FOUND, ROUTER_METHOD_NOT_ALLOWED };
 
+/* The table, for metrics: routes are numbered 0 .. router_count() - 1. */
+size_t router_count(void);
+const struct route *router_at(size_t i);
+
 /*
- * Find the route for method + path.  On ROUTER_FOUND, *route is set and the
- * "{id}" values are stored in ids[] in order.  On ROUTER_METHOD_NOT_ALLOWED,
- * allow (size allow_len) receives the comma-separated methods of the path.
+ * Find the route for method + path.  On ROUTER_FOUND, *route and
+ * *route_index are set and the "{id}" values are stored in ids[] in order.
+ * On ROUTER_METHOD_NOT_ALLOWED, allow (size allow_len) receives the
+ * comma-separated methods of the path and *route_index names the path's
+ * first route (so metrics count the 405 there).
  */
 enum router_result router_match(const char *method, const char *path, const struct route **route,
-                                int64_t ids[HTTP_MAX_PATH_IDS], char *allow, size_t allow_len);
+                                int *route_index, int64_t ids[HTTP_MAX_PATH_IDS], char *allow,
+                                size_t allow_len);
 
 #endif

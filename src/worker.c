@@ -126,7 +126,8 @@ void worker_handle(struct worker *w, struct request *req, struct response *res,
 	const struct route *route = NULL;
 	char allow[64];
 
-	switch (router_match(req->method, req->path, &route, req->path_ids, allow, sizeof allow)) {
+	switch (router_match(req->method, req->path, &route, &req->route_index, req->path_ids, allow,
+			     sizeof allow)) {
 	case ROUTER_NOT_FOUND:
 		reply_not_found(res);
 		return;

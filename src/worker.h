@@ -11,11 +11,14 @@
 #include "http.h"
 
 struct rl_table;
+struct metrics_shm;
 
 struct worker {
 	struct config cfg;
 	struct db db;
-	struct rl_table *rl; /* the shared rate-limit table */
+	struct rl_table *rl;          /* the shared segment: rate limits ... */
+	struct metrics_shm *metrics;  /* ... and the counters in it */
+	uint64_t db_reported[3];      /* db counters already added to metrics */
 	char auth_dummy_mcf[128]; /* SCRYPT_MCF_LEN: see auth_init() */
 };
 

@@ -40,7 +40,13 @@ static enum router_result match(const char *method, const char *path, const stru
 	int64_t ids[HTTP_MAX_PATH_IDS] = {-1, -1};
 
 	*r = NULL;
-	return router_match(method, path, r, ids, allow, allow_len);
+	int index = -1;
+	enum router_result res = router_match(method, path, r, &index, ids, allow, allow_len);
+
+	/* The index names the same entry of the table. */
+	if (res == ROUTER_FOUND)
+		ck_assert_ptr_eq(router_at((size_t)index), *r);
+	return res;
 }
 
 START_TEST(route_found)
