@@ -73,6 +73,7 @@ e2e_lighttpd() {
 
 # req METHOD PATH [curl args...]: sets STATUS, BODY and HDRS (a file).
 HDRS=$STACK_DIR/headers
+STATUS= BODY=
 req() {
 	local method=$1 path=$2
 	shift 2
