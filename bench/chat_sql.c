@@ -1,0 +1,31 @@
+/*
+ * chat_sql: print the SQL text of one of the chat statements (by its
+ * prepared-statement name), straight from src/chat.c's table, so that
+ * bench/bench_chat.sh gives pgbench exactly the text the workers prepare.
+ *   chat_sql chat_messages_before
+ * With no argument, lists the names.  Links against the build's libchat.a.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "chat.h"
+#include "db.h"
+
+int main(int argc, char **argv)
+{
+	size_t n;
+	const struct db_statement *s = chat_statements(&n);
+
+	for (size_t i = 0; i < n; i++) {
+		if (argc < 2)
+			puts(s[i].name);
+		else if (strcmp(s[i].name, argv[1]) == 0) {
+			puts(s[i].sql);
+			return 0;
+		}
+	}
+	if (argc < 2)
+		return 0;
+	fprintf(stderr, "chat_sql: no statement named %s\n", argv[1]);
+	return 1;
+}
