@@ -40,7 +40,8 @@ static int usage(void)
 	fputs("usage: chat-admin check-config\n"
 	      "       chat-admin migrate [DIR]   (default " CHAT_SQL_DIR ")\n"
 	      "       chat-admin ratelimit stats\n"
-	      "       chat-admin ratelimit reset CLASS:KEY   (auth:ADDRESS, login:EMAIL, chat:USER_ID, "
+	      "       chat-admin ratelimit reset CLASS:KEY   (auth:ADDRESS, login:EMAIL, "
+	      "chat:USER_ID, "
 	      "read:USER_ID)\n"
 	      "       chat-admin ratelimit unlink\n",
 	      stderr);
@@ -248,10 +249,10 @@ out:
 }
 
 static const char *const class_names[] = {
-	[LIMIT_CLASS_AUTH] = "auth",
-	[LIMIT_CLASS_CHAT] = "chat",
-	[LIMIT_CLASS_READ] = "read",
-	[LIMIT_CLASS_LOGIN] = "login",
+    [LIMIT_CLASS_AUTH] = "auth",
+    [LIMIT_CLASS_CHAT] = "chat",
+    [LIMIT_CLASS_READ] = "read",
+    [LIMIT_CLASS_LOGIN] = "login",
 };
 #define NCLASSES (sizeof class_names / sizeof class_names[0])
 

@@ -41,7 +41,7 @@ static void report_db_counters(struct worker *w)
 	uint64_t now[3] = {w->db.connects, w->db.connect_failures, w->db.errors};
 
 	metrics_add_db(w->metrics, now[0] - w->db_reported[0], now[1] - w->db_reported[1],
-		       now[2] - w->db_reported[2]);
+	               now[2] - w->db_reported[2]);
 	memcpy(w->db_reported, now, sizeof now);
 }
 

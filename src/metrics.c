@@ -19,12 +19,12 @@
 
 /* Statuses the API answers with; anything else is counted as "other". */
 static const int statuses[] = {200, 201, 204, 400, 401, 403, 404, 405,
-			       409, 413, 415, 422, 429, 500, 503};
+                               409, 413, 415, 422, 429, 500, 503};
 #define NSTATUS (sizeof statuses / sizeof statuses[0] + 1)
 
 /* Histogram upper bounds in microseconds (le="0.001" ... "2.5"). */
-static const uint64_t bucket_us[] = {1000, 2500, 5000, 10000, 25000, 50000, 100000,
-				     250000, 500000, 1000000, 2500000};
+static const uint64_t bucket_us[] = {1000,   2500,   5000,   10000,   25000,  50000,
+                                     100000, 250000, 500000, 1000000, 2500000};
 #define NBUCKETS (sizeof bucket_us / sizeof bucket_us[0])
 
 static const char *const limit_class_names[] = {"auth", "chat", "read", "login"};
@@ -50,14 +50,14 @@ int metrics_attach(struct rl_table *rl, struct metrics_shm **out, char *err, siz
 
 	if (router_count() + 1 > METRICS_MAX_ROUTES) {
 		snprintf(err, errlen, "metrics: %zu routes, room for %d", router_count(),
-			 METRICS_MAX_ROUTES - 1);
+		         METRICS_MAX_ROUTES - 1);
 		return -1;
 	}
 	/* Whoever comes first stamps the layout; everyone checks it. */
 	if (!atomic_compare_exchange_strong(&m->layout, &expect, METRICS_LAYOUT) &&
 	    expect != METRICS_LAYOUT) {
 		snprintf(err, errlen, "metrics area has layout %u, this build expects %u", expect,
-			 METRICS_LAYOUT);
+		         METRICS_LAYOUT);
 		return -1;
 	}
 	*out = m;
@@ -88,7 +88,7 @@ void metrics_record(struct metrics_shm *m, int route_index, int status, uint64_t
 }
 
 void metrics_add_db(struct metrics_shm *m, uint64_t connects, uint64_t connect_failures,
-		    uint64_t errors)
+                    uint64_t errors)
 {
 	if (!m)
 		return;
@@ -96,7 +96,7 @@ void metrics_add_db(struct metrics_shm *m, uint64_t connects, uint64_t connect_f
 		atomic_fetch_add_explicit(&m->db_connects, connects, memory_order_relaxed);
 	if (connect_failures)
 		atomic_fetch_add_explicit(&m->db_connect_failures, connect_failures,
-					  memory_order_relaxed);
+		                          memory_order_relaxed);
 	if (errors)
 		atomic_fetch_add_explicit(&m->db_errors, errors, memory_order_relaxed);
 }
@@ -117,12 +117,15 @@ static void render_requests(struct metrics_shm *m, FILE *f)
 			if (!v)
 				continue;
 			if (s + 1 < NSTATUS)
-				fprintf(f, "chat_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
-					route_label(r), statuses[s], (unsigned long long)v);
+				fprintf(
+				    f,
+				    "chat_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+				    route_label(r), statuses[s], (unsigned long long)v);
 			else
 				fprintf(f,
-					"chat_http_requests_total{route=\"%s\",status=\"other\"} %llu\n",
-					route_label(r), (unsigned long long)v);
+				        "chat_http_requests_total{route=\"%s\",status=\"other\"} "
+				        "%llu\n",
+				        route_label(r), (unsigned long long)v);
 		}
 }
 
@@ -143,26 +146,27 @@ static void render_durations(struct metrics_shm *m, FILE *f)
 		for (size_t b = 0; b < NBUCKETS; b++) {
 			cumulative += counts[b];
 			fprintf(f,
-				"chat_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} "
-				"%llu\n",
-				route_label(r), (double)bucket_us[b] / 1e6,
-				(unsigned long long)cumulative);
+			        "chat_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} "
+			        "%llu\n",
+			        route_label(r), (double)bucket_us[b] / 1e6,
+			        (unsigned long long)cumulative);
 		}
-		fprintf(f, "chat_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
-			route_label(r), (unsigned long long)total);
+		fprintf(
+		    f, "chat_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
+		    route_label(r), (unsigned long long)total);
 		fprintf(f, "chat_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n",
-			route_label(r),
-			(double)atomic_load_explicit(&m->duration_sum_us[r], memory_order_relaxed) /
-				1e6);
+		        route_label(r),
+		        (double)atomic_load_explicit(&m->duration_sum_us[r], memory_order_relaxed) /
+		            1e6);
 		fprintf(f, "chat_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
-			route_label(r), (unsigned long long)total);
+		        route_label(r), (unsigned long long)total);
 	}
 }
 
 static void counter(FILE *f, const char *name, const char *help, _Atomic uint64_t *v)
 {
 	fprintf(f, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
-		(unsigned long long)atomic_load_explicit(v, memory_order_relaxed));
+	        (unsigned long long)atomic_load_explicit(v, memory_order_relaxed));
 }
 
 static void render_rate_limits(struct rl_table *rl, FILE *f)
@@ -175,13 +179,14 @@ static void render_rate_limits(struct rl_table *rl, FILE *f)
 	      f);
 	for (size_t c = 0; c < sizeof limit_class_names / sizeof limit_class_names[0]; c++)
 		fprintf(f, "chat_rate_limit_rejections_total{class=\"%s\"} %llu\n",
-			limit_class_names[c], (unsigned long long)st.classes[c].rejected);
-	fprintf(f,
-		"# HELP chat_rate_limit_slots_in_use Rate-limit slots holding a key still limited.\n"
-		"# TYPE chat_rate_limit_slots_in_use gauge\nchat_rate_limit_slots_in_use %llu\n"
-		"# HELP chat_rate_limit_slots Size of the rate-limit table.\n"
-		"# TYPE chat_rate_limit_slots gauge\nchat_rate_limit_slots %llu\n",
-		(unsigned long long)st.in_use, (unsigned long long)st.slots);
+		        limit_class_names[c], (unsigned long long)st.classes[c].rejected);
+	fprintf(
+	    f,
+	    "# HELP chat_rate_limit_slots_in_use Rate-limit slots holding a key still limited.\n"
+	    "# TYPE chat_rate_limit_slots_in_use gauge\nchat_rate_limit_slots_in_use %llu\n"
+	    "# HELP chat_rate_limit_slots Size of the rate-limit table.\n"
+	    "# TYPE chat_rate_limit_slots gauge\nchat_rate_limit_slots %llu\n",
+	    (unsigned long long)st.in_use, (unsigned long long)st.slots);
 }
 
 int metrics_render(struct metrics_shm *m, struct rl_table *rl, char **out, size_t *len)
@@ -194,9 +199,9 @@ int metrics_render(struct metrics_shm *m, struct rl_table *rl, char **out, size_
 	render_durations(m, f);
 	render_rate_limits(rl, f);
 	counter(f, "chat_db_connects_total", "Database connections opened (first and reconnects).",
-		&m->db_connects);
+	        &m->db_connects);
 	counter(f, "chat_db_connect_failures_total", "Database connection attempts that failed.",
-		&m->db_connect_failures);
+	        &m->db_connect_failures);
 	counter(f, "chat_db_errors_total", "Statements that failed (any reason).", &m->db_errors);
 	return fclose(f) == 0 ? 0 : -1;
 }
@@ -208,7 +213,7 @@ void metrics_handler(struct worker *w, struct request *req, struct response *res
 	/* Behind a trusted proxy the proxy's loopback address must not open
 	 * the door: check the real client, as the rate limiter sees it. */
 	if (netaddr_client(req->remote_addr, req->x_forwarded_for, &w->cfg.trusted_proxies,
-			   &client) != 0 ||
+	                   &client) != 0 ||
 	    !cidr_list_contains(&w->cfg.metrics_allow, &client) || !w->metrics) {
 		reply_not_found(res);
 		return;

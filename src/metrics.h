@@ -29,7 +29,7 @@ void metrics_record(struct metrics_shm *m, int route_index, int status, uint64_t
 
 /* Database events since the last call (deltas of struct db's counters). */
 void metrics_add_db(struct metrics_shm *m, uint64_t connects, uint64_t connect_failures,
-		    uint64_t errors);
+                    uint64_t errors);
 
 /* The exposition text, malloc'd into *out. */
 int metrics_render(struct metrics_shm *m, struct rl_table *rl, char **out, size_t *len);

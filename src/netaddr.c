@@ -95,7 +95,7 @@ int netaddr_parse(const char *text, struct netaddr *out)
 }
 
 int netaddr_client(const char *remote_addr, const char *forwarded_for,
-		   const struct cidr_list *trusted, struct netaddr *out)
+                   const struct cidr_list *trusted, struct netaddr *out)
 {
 	const char *end;
 

@@ -36,7 +36,7 @@ int netaddr_parse(const char *text, struct netaddr *out);
  * proxy.  forwarded_for may be NULL.  Returns -1 if remote_addr is unusable.
  */
 int netaddr_client(const char *remote_addr, const char *forwarded_for,
-		   const struct cidr_list *trusted, struct netaddr *out);
+                   const struct cidr_list *trusted, struct netaddr *out);
 
 /* "a.b.c.d/n", "x::y/n" or a bare address (a /32 or /128). */
 int cidr_parse(const char *text, struct cidr *out);

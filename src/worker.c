@@ -59,14 +59,15 @@ static int read_body(struct worker *w, const struct route *route, struct request
 }
 
 int worker_rate_limit(struct worker *w, struct request *req, struct response *res,
-		      enum limit_class class, const struct rate_policy *policy, const char *key)
+                      enum limit_class class, const struct rate_policy *policy, const char *key)
 {
 	struct rl_result r;
 	struct json_object *body;
 
 	if (policy->limit == 0)
 		return 0;
-	if (!w->rl || rl_check(w->rl, policy, (uint8_t)class, key, strlen(key), rl_now_ns(), &r) != 0) {
+	if (!w->rl ||
+	    rl_check(w->rl, policy, (uint8_t) class, key, strlen(key), rl_now_ns(), &r) != 0) {
 		/* Cannot happen with a validated policy; never admit blindly. */
 		reply_internal(res);
 		return -1;
@@ -88,15 +89,15 @@ int worker_rate_limit(struct worker *w, struct request *req, struct response *re
 
 /* The route's class, keyed by client address (auth) or user id. */
 static int limit_route(struct worker *w, const struct route *route, struct request *req,
-		       struct response *res)
+                       struct response *res)
 {
 	struct netaddr client;
 	char key[64];
 
 	switch (route->limit) {
 	case ROUTE_LIMIT_AUTH:
-		if (netaddr_client(req->remote_addr, req->x_forwarded_for,
-				   &w->cfg.trusted_proxies, &client) != 0 ||
+		if (netaddr_client(req->remote_addr, req->x_forwarded_for, &w->cfg.trusted_proxies,
+		                   &client) != 0 ||
 		    netaddr_key(&client, key, sizeof key) < 0)
 			snprintf(key, sizeof key, "unknown");
 		return worker_rate_limit(w, req, res, LIMIT_CLASS_AUTH, &w->cfg.rate_auth, key);
@@ -106,7 +107,8 @@ static int limit_route(struct worker *w, const struct route *route, struct reque
 	case ROUTE_LIMIT_READ:
 		snprintf(key, sizeof key, "%lld", (long long)req->user_id);
 		return worker_rate_limit(w, req, res, LIMIT_CLASS_READ, &w->cfg.rate_read, key);
-	case ROUTE_LIMIT_NONE: break;
+	case ROUTE_LIMIT_NONE:
+		break;
 	}
 	return 0;
 }
@@ -126,8 +128,8 @@ void worker_handle(struct worker *w, struct request *req, struct response *res,
 	const struct route *route = NULL;
 	char allow[64];
 
-	switch (router_match(req->method, req->path, &route, &req->route_index, req->path_ids, allow,
-			     sizeof allow)) {
+	switch (router_match(req->method, req->path, &route, &req->route_index, req->path_ids,
+	                     allow, sizeof allow)) {
 	case ROUTER_NOT_FOUND:
 		reply_not_found(res);
 		return;

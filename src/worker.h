@@ -16,18 +16,18 @@ struct metrics_shm;
 struct worker {
 	struct config cfg;
 	struct db db;
-	struct rl_table *rl;          /* the shared segment: rate limits ... */
-	struct metrics_shm *metrics;  /* ... and the counters in it */
-	uint64_t db_reported[3];      /* db counters already added to metrics */
-	char auth_dummy_mcf[128]; /* SCRYPT_MCF_LEN: see auth_init() */
+	struct rl_table *rl;         /* the shared segment: rate limits ... */
+	struct metrics_shm *metrics; /* ... and the counters in it */
+	uint64_t db_reported[3];     /* db counters already added to metrics */
+	char auth_dummy_mcf[128];    /* SCRYPT_MCF_LEN: see auth_init() */
 };
 
 /* Class ids in the shared rate-limit table (SPEC §3). */
 enum limit_class {
-	LIMIT_CLASS_AUTH = 0,    /* by client address */
-	LIMIT_CLASS_CHAT = 1,    /* by user id */
-	LIMIT_CLASS_READ = 2,    /* by user id */
-	LIMIT_CLASS_LOGIN = 3,   /* login, by lower-cased email, auth policy */
+	LIMIT_CLASS_AUTH = 0,  /* by client address */
+	LIMIT_CLASS_CHAT = 1,  /* by user id */
+	LIMIT_CLASS_READ = 2,  /* by user id */
+	LIMIT_CLASS_LOGIN = 3, /* login, by lower-cased email, auth policy */
 };
 
 /*
@@ -37,7 +37,7 @@ enum limit_class {
  * the RateLimit-* headers.  Never touches the database.
  */
 int worker_rate_limit(struct worker *w, struct request *req, struct response *res,
-		      enum limit_class class, const struct rate_policy *policy, const char *key);
+                      enum limit_class class, const struct rate_policy *policy, const char *key);
 
 /* Run one request through the pipeline and leave the answer in *res.  The
  * body, when the route takes one, is read through read_fn. */

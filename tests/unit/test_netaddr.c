@@ -286,7 +286,7 @@ END_TEST
 
 /* Client address of REMOTE_ADDR + X-Forwarded-For under TRUSTED_PROXIES. */
 static const char *client_of(const char *remote, const char *xff, const char *trusted, char *buf,
-			     size_t size)
+                             size_t size)
 {
 	struct cidr_list list = {0};
 	struct netaddr a;
@@ -310,26 +310,28 @@ START_TEST(client_behind_proxies)
 	ck_assert_str_eq(client_of("203.0.113.9", "1.1.1.1", "", b, sizeof b), "4:203.0.113.9");
 	/* From an untrusted address, even with proxies configured. */
 	ck_assert_str_eq(client_of("203.0.113.9", "1.1.1.1", "10.0.0.0/8", b, sizeof b),
-			 "4:203.0.113.9");
+	                 "4:203.0.113.9");
 	/* Trusted proxy: the right-most entry it appended. */
 	ck_assert_str_eq(client_of("10.0.0.2", "1.1.1.1, 198.51.100.7", "10.0.0.0/8", b, sizeof b),
-			 "4:198.51.100.7");
+	                 "4:198.51.100.7");
 	/* Chains of trusted proxies are skipped from the right. */
-	ck_assert_str_eq(client_of("10.0.0.2", "198.51.100.7,10.0.0.5, 10.0.0.3", "10.0.0.0/8", b,
-				   sizeof b),
-			 "4:198.51.100.7");
+	ck_assert_str_eq(
+	    client_of("10.0.0.2", "198.51.100.7,10.0.0.5, 10.0.0.3", "10.0.0.0/8", b, sizeof b),
+	    "4:198.51.100.7");
 	/* A spoofed left part cannot win over what the proxy appended. */
 	ck_assert_str_eq(client_of("10.0.0.2", "6.6.6.6, 198.51.100.7", "10.0.0.0/8", b, sizeof b),
-			 "4:198.51.100.7");
+	                 "4:198.51.100.7");
 	/* Garbage stops the walk at the last trusted hop. */
 	ck_assert_str_eq(client_of("10.0.0.2", "junk", "10.0.0.0/8", b, sizeof b), "4:10.0.0.2");
-	ck_assert_str_eq(client_of("10.0.0.2", "1.1.1.1, junk, 10.0.0.3", "10.0.0.0/8", b, sizeof b),
-			 "4:10.0.0.3");
+	ck_assert_str_eq(
+	    client_of("10.0.0.2", "1.1.1.1, junk, 10.0.0.3", "10.0.0.0/8", b, sizeof b),
+	    "4:10.0.0.3");
 	/* All hops trusted: the left-most one. */
-	ck_assert_str_eq(client_of("10.0.0.2", "10.0.0.9", "10.0.0.0/8", b, sizeof b), "4:10.0.0.9");
+	ck_assert_str_eq(client_of("10.0.0.2", "10.0.0.9", "10.0.0.0/8", b, sizeof b),
+	                 "4:10.0.0.9");
 	/* IPv6 client behind a proxy, keyed by /64. */
 	ck_assert_str_eq(client_of("::1", "2001:db8:1:2:3:4:5:6", "::1/128", b, sizeof b),
-			 "6:20010db800010002");
+	                 "6:20010db800010002");
 	/* Trusted proxy without the header: the proxy itself. */
 	ck_assert_str_eq(client_of("10.0.0.2", NULL, "10.0.0.0/8", b, sizeof b), "4:10.0.0.2");
 	ck_assert_str_eq(client_of("not an address", NULL, "", b, sizeof b), "error");

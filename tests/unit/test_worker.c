@@ -31,8 +31,9 @@ static ssize_t counting_reader(void *ctx, char *buf, size_t n)
 
 static void setup(void)
 {
-	char *env[] = {"APP_MODE=DEV", "SECRET_KEY=unit-test-key", "SCRYPT_N=10",
-		       "POSTGRES_HOST=127.0.0.1", "POSTGRES_PORT=1", "DB_TIMEOUT_MS=500", NULL};
+	char *env[] = {
+	    "APP_MODE=DEV",    "SECRET_KEY=unit-test-key", "SCRYPT_N=10", "POSTGRES_HOST=127.0.0.1",
+	    "POSTGRES_PORT=1", "DB_TIMEOUT_MS=500",        NULL};
 	struct config_problems p = {0};
 
 	memset(&w, 0, sizeof w);
@@ -210,8 +211,9 @@ START_TEST(rate_limit_is_decided_before_the_database)
 	char name[64], err[RL_ERR_LEN];
 	const char *body = "{\"email\":\"a@x.io\",\"password\":\"password1\"}";
 	char length[32];
-	char *p[] = {"REQUEST_METHOD=POST", "REQUEST_URI=/auth/login", "CONTENT_TYPE=application/json",
-		     length, "REMOTE_ADDR=192.0.2.1", NULL};
+	char *p[] = {"REQUEST_METHOD=POST",           "REQUEST_URI=/auth/login",
+	             "CONTENT_TYPE=application/json", length,
+	             "REMOTE_ADDR=192.0.2.1",         NULL};
 	struct request req;
 	struct response res;
 	struct json_object *v;
