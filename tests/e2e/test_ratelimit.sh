@@ -68,6 +68,19 @@ check "RateLimit-Remaining counts down to 0" [ "$STATUS" = 200 -a "$(header Rate
 req GET /auth/me -H "Authorization: Bearer $bob"
 check "the sixth is refused" is_error 429 rate_limited
 
+# --- chat (per user): every POST under /chat/ ---------------------------------------
+json POST /chat/conversations '{"title":"limits"}' -H "Authorization: Bearer $bob"
+check "bob's first chat write is admitted" is_status 201
+conv=$(printf '%s' "$BODY" | jq -r .id)
+codes=$(burst 40 -H "Authorization: Bearer $bob" -H 'Content-Type: application/json' \
+	--data-binary '{"body":"hello"}' "$BASE/chat/conversations/$conv/messages")
+check "40 concurrent chat writes by one user: exactly 4 more admitted (5 with the create)" \
+	[ "$(echo "$codes" | count 201)" = 4 -a "$(echo "$codes" | count 429)" = 36 ]
+check "... and exactly 4 messages stored" \
+	[ "$(stack_psql chat -tA -c "SELECT count(*) FROM chat.messages WHERE conversation_id = $conv")" = 4 ]
+json POST /chat/conversations '{"title":"mine"}' -H "Authorization: Bearer $alice"
+check "another user's chat writes are not limited by bob's" is_status 201
+
 # --- keys: X-Forwarded-For, trusted proxies, IPv6 /64 ------------------------------
 fresh_table
 e2e_lighttpd 4
