@@ -139,7 +139,9 @@ check "the query string is not logged" bash -c 'grep "log-probe-2" "$0" | jq -e 
 # --- migrations ----------------------------------------------------------
 out=$(stack_env chat_owner; "$E2E_BUILDDIR/chat-admin" migrate "$E2E_SRCDIR/sql" 2>&1)
 check "migrate again: nothing pending ($out)" bash -c '[[ "$0" == *"0 applied"* ]]' "$out"
-check "schema_migrations records 001_init.sql" [ "$(stack_psql chat -tA -c 'SELECT version FROM chat.schema_migrations')" = 001_init.sql ]
+shipped=$(cd "$E2E_SRCDIR/sql" && ls [0-9][0-9][0-9]_*.sql | sort | paste -sd, -)
+recorded=$(stack_psql chat -tA -c "SELECT string_agg(version, ',' ORDER BY version) FROM chat.schema_migrations")
+check "schema_migrations records every shipped migration ($recorded)" [ "$recorded" = "$shipped" ]
 (stack_env chat_owner; "$E2E_BUILDDIR/chat-admin" migrate "$E2E_SRCDIR/sql" >/dev/null 2>&1) &
 m1=$!
 (stack_env chat_owner; "$E2E_BUILDDIR/chat-admin" migrate "$E2E_SRCDIR/sql" >/dev/null 2>&1) &
