@@ -42,6 +42,7 @@ step "unit tests under valgrind"
 for t in _build/werror/tests/unit/test_*; do
 	[ -x "$t" ] || continue
 	CK_FORK=no valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+		--show-possibly-lost=no --child-silent-after-fork=yes \
 		"$t" >/dev/null || { echo "valgrind: $t failed"; exit 1; }
 	echo "valgrind: $(basename "$t") clean"
 done
