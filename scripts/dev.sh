@@ -40,6 +40,8 @@ stack_migrate "$top/_build"
 APP_MODE=DEV
 stack_env chat_app
 export LOG_LEVEL=${LOG_LEVEL:-info}
+# A segment per user: one made by root's dev stack is not ours to open.
+export RATE_LIMIT_SHM=${RATE_LIMIT_SHM:-/chat-fcgi-dev-$(id -u)}
 port=${CHAT_PORT:-8080}
 stack_lighttpd_conf "$top/_build" "$port" "${CHAT_WORKERS:-4}"
 echo "chat-fcgi: http://127.0.0.1:$port  (PostgreSQL on 127.0.0.1:$PG_PORT, TLS verify-full; state in $STACK_DIR)" >&2
