@@ -27,6 +27,7 @@ enum {
 	SQL_CONVERSATION_GET,
 	SQL_MEMBER_ADD,
 	SQL_MESSAGE_POST,
+	SQL_MESSAGE_POST_KEYED,
 	SQL_MESSAGE_BY_KEY,
 	SQL_MESSAGES_BEFORE,
 	SQL_MESSAGES_AFTER,
@@ -59,6 +60,28 @@ enum {
 	"  FROM messages m WHERE m.conversation_id = $3::bigint AND " page ") x ON mb.ok" \
 	" LEFT JOIN users u ON u.id = x.sender_id" \
 	" ORDER BY x.id"
+
+/* A message send to conversation $3 by $2: `insert` defines the CTE "ins"
+ * (and what it needs) and `result` the message row to answer with.
+ *
+ * The conversation row is locked first (FOR NO KEY UPDATE: member inserts,
+ * whose foreign key takes KEY SHARE, are not blocked) and the message id is
+ * drawn under that lock, so within a conversation ids follow commit order.
+ * The conversation's last_message_at and activity move in the same
+ * statement.  Columns: ok, member, created, id, sender_name, body,
+ * created_at. */
+#define MESSAGE_SEND(insert, result) \
+	"WITH a AS MATERIALIZED (SELECT " AUTH_SESSION_VALID " AS ok)," \
+	" conv AS MATERIALIZED (SELECT c.id FROM conversations c, a" \
+	"  WHERE a.ok AND c.id = $3::bigint AND " IS_MEMBER("c.id") \
+	"  FOR NO KEY UPDATE OF c)," \
+	insert \
+	" upd AS (UPDATE conversations c SET last_message_at = ins.created_at," \
+	"  activity = nextval('conversation_activity') FROM ins WHERE c.id = $3::bigint)" \
+	" SELECT a.ok, EXISTS (SELECT 1 FROM conv), r.created, r.id, u.display_name, r.body, " \
+	SQL_TIMESTAMP("r.created_at") \
+	" FROM a LEFT JOIN (" result ") r ON true" \
+	" LEFT JOIN users u ON u.id = $2::bigint"
 
 static const struct db_statement statements[] = {
 	/* $3 title, $4 member emails (a JSON array).  The conversation is
@@ -130,22 +153,25 @@ static const struct db_statement statements[] = {
 		" LEFT JOIN members m ON m.conversation_id = c.id AND m.user_id = t.id",
 		false},
 
-	/* $3 conversation, $4 body, $5 Idempotency-Key or NULL.  Columns: ok,
-	 * member, created, id, sender_name, body, created_at.
-	 *
-	 * The conversation row is locked first (FOR NO KEY UPDATE: member
-	 * inserts, whose foreign key takes KEY SHARE, are not blocked) and the
-	 * message id is drawn under that lock, so within a conversation ids
-	 * follow commit order.  A key stored before this statement began is
-	 * answered from the snapshot ("old"); a key stored concurrently is
-	 * caught by ON CONFLICT on messages_idempotency and yields no row at
-	 * all, since this snapshot cannot see the winner: the caller re-reads
-	 * it with SQL_MESSAGE_BY_KEY. */
+	/* $3 conversation, $4 body.  Columns: ok, member, created, id,
+	 * sender_name, body, created_at (see MESSAGE_SEND). */
 	[SQL_MESSAGE_POST] = {"chat_message_post",
-		"WITH a AS MATERIALIZED (SELECT " AUTH_SESSION_VALID " AS ok),"
-		" conv AS MATERIALIZED (SELECT c.id FROM conversations c, a"
-		"  WHERE a.ok AND c.id = $3::bigint AND " IS_MEMBER("c.id")
-		"  FOR NO KEY UPDATE OF c),"
+		MESSAGE_SEND(
+		" ins AS (INSERT INTO messages AS m (conversation_id, sender_id, body)"
+		"  SELECT conv.id, $2::bigint, $4 FROM conv"
+		"  RETURNING m.id, m.body, m.created_at),",
+		"SELECT true AS created, id, body, created_at FROM ins"),
+		false},
+
+	/* The same with $5, an Idempotency-Key.  A key stored before this
+	 * statement began is answered from its snapshot ("old", created false);
+	 * a key stored concurrently is caught by ON CONFLICT on
+	 * messages_idempotency and yields no message at all, since this
+	 * snapshot cannot see the winner: the caller re-reads it with
+	 * SQL_MESSAGE_BY_KEY.  A statement of its own, so that the common send
+	 * without a key pays for no key lookup and no ON CONFLICT arbiter. */
+	[SQL_MESSAGE_POST_KEYED] = {"chat_message_post_keyed",
+		MESSAGE_SEND(
 		" old AS MATERIALIZED (SELECT m.id, m.body, m.created_at FROM messages m, conv"
 		"  WHERE m.conversation_id = conv.id AND m.sender_id = $2::bigint"
 		"  AND m.idempotency_key = $5),"
@@ -153,14 +179,9 @@ static const struct db_statement statements[] = {
 		"  SELECT conv.id, $2::bigint, $4, $5 FROM conv WHERE NOT EXISTS (SELECT 1 FROM old)"
 		"  ON CONFLICT (conversation_id, sender_id, idempotency_key)"
 		"  WHERE idempotency_key IS NOT NULL DO NOTHING"
-		"  RETURNING m.id, m.body, m.created_at),"
-		" upd AS (UPDATE conversations c SET last_message_at = ins.created_at,"
-		"  activity = nextval('conversation_activity') FROM ins WHERE c.id = $3::bigint)"
-		" SELECT a.ok, EXISTS (SELECT 1 FROM conv), r.created, r.id, u.display_name, r.body, "
-		SQL_TIMESTAMP("r.created_at")
-		" FROM a LEFT JOIN (SELECT true AS created, id, body, created_at FROM ins"
-		"  UNION ALL SELECT false, id, body, created_at FROM old) r ON true"
-		" LEFT JOIN users u ON u.id = $2::bigint",
+		"  RETURNING m.id, m.body, m.created_at),",
+		"SELECT true AS created, id, body, created_at FROM ins"
+		" UNION ALL SELECT false, id, body, created_at FROM old"),
 		false},
 
 	/* $1 conversation, $2 sender, $3 key: the concurrent winner's message
@@ -644,7 +665,8 @@ void chat_message_post(struct worker *w, struct request *req, struct response *r
 	params[2] = conv_text;
 	params[3] = body;
 	params[4] = key;
-	r = db_exec(&w->db, &statements[SQL_MESSAGE_POST], 5, params, &st);
+	r = db_exec(&w->db, &statements[key ? SQL_MESSAGE_POST_KEYED : SQL_MESSAGE_POST],
+	            key ? 5 : 4, params, &st);
 	if (!r) {
 		reply_db_error(res, st);
 		goto out;
