@@ -496,15 +496,16 @@ get "$A" "/chat/conversations/$cb"; s5=$STATUS
 post "$A" "/chat/conversations/$cb/messages" '{"body":"planned"}' -H 'Idempotency-Key: plan-1'; s6=$STATUS
 post "$A" "/chat/conversations/$cb/members" '{"email":"erin@x.io"}'; s7=$STATUS
 get "$C" "/chat/conversations/$cb/messages"; s8=$STATUS
+post "$A" "/chat/conversations/$cb/messages" '{"body":"planned, no key"}'; s9=$STATUS
 sleep 0.5
 stack_pg_set auto_explain.log_min_duration -1
-check "8 requests during the plan log: $s1 $s2 $s3 $s4 $s5 $s6 $s7 $s8" [ "$s1 $s2 $s3 $s4 $s5 $s6 $s7 $s8" = "200 200 200 200 200 201 201 404" ]
+check "9 requests during the plan log: $s1 $s2 $s3 $s4 $s5 $s6 $s7 $s8 $s9" [ "$s1 $s2 $s3 $s4 $s5 $s6 $s7 $s8 $s9" = "200 200 200 200 200 201 201 404 201" ]
 # One log record per plan: records start with a timestamp.
 tail -n +"$((log_start + 1))" "$STACK_DIR/pg/server.log" | awk '
 	/^[0-9][0-9][0-9][0-9]-/ { n++ }
 	{ print > (dir "/plan." n) }' dir="$STACK_DIR"
 mapfile -t PLANS < <(grep -l "Query Text: .*sessions s WHERE s.id = \$1" "$STACK_DIR"/plan.* 2>/dev/null)
-check "one statement per request: 8 requests, ${#PLANS[@]} chat statements executed" [ "${#PLANS[@]}" = 8 ]
+check "one statement per request: 9 requests, ${#PLANS[@]} chat statements executed" [ "${#PLANS[@]}" = 9 ]
 plan_of() { grep -l "Query Text: .*$1" "${PLANS[@]}" | head -n 1; }
 show_plan() { # evidence for the log: the scan lines of the plan
 	grep -E "Scan|Limit|Sort|Nested|Join" "$1" | sed -E 's/  \(cost=.*//; s/^[[:space:]]*/#     /'
@@ -512,14 +513,18 @@ show_plan() { # evidence for the log: the scan lines of the plan
 p_before=$(plan_of "ORDER BY m.id DESC")
 p_after=$(plan_of "m.id > \$4::bigint")
 p_list=$(plan_of "ORDER BY c.activity DESC")
-p_post=$(plan_of "FOR NO KEY UPDATE")
-for p in "$p_before" "$p_after" "$p_list" "$p_post"; do echo "#   $(grep -o 'Query Text: .\{0,60\}' "$p")"; show_plan "$p"; done
+p_post=$(plan_of "ON CONFLICT")
+p_plain=$(plan_of "INSERT INTO messages AS m (conversation_id, sender_id, body) ")
+for p in "$p_before" "$p_after" "$p_list" "$p_post" "$p_plain"; do echo "#   $(grep -o 'Query Text: .\{0,60\}' "$p")"; show_plan "$p"; done
 uses_msg_index() { grep -Eq "Index (Only )?Scan( Backward)? using messages_pkey on messages" "$1" && ! grep -q "Seq Scan on messages" "$1"; }
 check "messages?limit=50 (the last page): index scan on messages_pkey, no Seq Scan on messages" uses_msg_index "$p_before"
 check "messages?after=: index scan on messages_pkey, no Seq Scan on messages" uses_msg_index "$p_after"
 check "conversation list: members through members_user, no Seq Scan on members or conversations" \
 	bash -c 'grep -Eq "Index (Only )?Scan using members_user on members" "$0" && ! grep -Eq "Seq Scan on (members|conversations)" "$0"' "$p_list"
-check "send: no Seq Scan on messages, members or conversations" bash -c '! grep -Eq "Seq Scan on (messages|members|conversations)" "$0"' "$p_post"
+check "send with a key: the key through messages_idempotency, no Seq Scan on messages, members or conversations" \
+	bash -c 'grep -q "using messages_idempotency on messages" "$0" && ! grep -Eq "Seq Scan on (messages|members|conversations)" "$0"' "$p_post"
+check "send without a key: no Seq Scan on messages, members or conversations" \
+	bash -c '[ -n "$0" ] && ! grep -Eq "Seq Scan on (messages|members|conversations)" "$0"' "$p_plain"
 check "no plan of the window scans messages or members sequentially" bash -c '! grep -Eq "Seq Scan on (messages|members)" "$@"' "${PLANS[@]}"
 
 # The same statements' SQL with literal values, through EXPLAIN in psql.
