@@ -215,6 +215,53 @@ bool http_content_type_is(const struct request *req, const char *type)
  * throughout, no byte below 0x20 inside a string, and outside strings only
  * the bytes the JSON grammar uses.
  */
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Value of the four hex digits at p, or -1. */
+static long hex4(const unsigned char *p, const unsigned char *end)
+{
+	long v = 0;
+
+	if (end - p < 4)
+		return -1;
+	for (int i = 0; i < 4; i++) {
+		int d = hexval((char)p[i]);
+		if (d < 0)
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
+/* After "\u" at p: how many bytes the escape still spans (4, or 10 for a
+ * surrogate pair such as "\ud83d\ude00"), or -1 for a lone UTF-16 surrogate,
+ * which json-c would store as U+FFFD, silently changing the text.  Bad hex
+ * is left to json-c, which refuses it. */
+static int unicode_escape_len(const unsigned char *p, const unsigned char *end)
+{
+	long u = hex4(p, end), low;
+
+	if (u < 0)
+		return 0;
+	if (u >= 0xDC00 && u <= 0xDFFF)
+		return -1;
+	if (u < 0xD800 || u > 0xDBFF)
+		return 4;
+	if (end - p < 10 || p[4] != '\\' || p[5] != 'u')
+		return -1;
+	low = hex4(p + 6, end);
+	return low >= 0xDC00 && low <= 0xDFFF ? 10 : -1;
+}
+
 static const char *json_prescan(const char *body, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)body, *end = p + n;
@@ -229,9 +276,15 @@ static const char *json_prescan(const char *body, size_t n)
 		if (in_string) {
 			if (cp < 0x20)
 				return "request body is not valid JSON";
-			if (escaped)
+			if (escaped) {
 				escaped = false;
-			else if (cp == '\\')
+				if (cp == 'u') {
+					int skip = unicode_escape_len(p + 1, end);
+					if (skip < 0)
+						return "request body is not valid UTF-8";
+					p += skip;
+				}
+			} else if (cp == '\\')
 				escaped = true;
 			else if (cp == '"')
 				in_string = false;
@@ -298,17 +351,6 @@ int http_parse_json_object(struct request *req, const char **detail)
 	}
 	req->json = obj;
 	return 0;
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* Percent-decode (and '+' → space) src[0..n) into a new string. */

@@ -474,6 +474,9 @@ static const struct {
     {"UTF-8 text", "{\"t\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}"},
     {"depth 8 objects", "{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{}}}}}}}}"},
     {"depth 8 mixed", "{\"a\":[[[[[[{}]]]]]]}"},
+    {"escaped surrogate pair", "{\"t\":\"\\ud83d\\ude00\"}"},
+    {"escaped BMP character", "{\"t\":\"\\u00e9\\uFFFD\"}"},
+    {"escaped backslash before u", "{\"t\":\"\\\\ud800\"}"},
 };
 
 START_TEST(json_accepted)
@@ -537,6 +540,11 @@ static const struct {
     {"comment", BODY("{/* c */}")},
     {"leading zero", BODY("{\"a\":01}")},
     {"hex number", BODY("{\"a\":0x10}")},
+    {"lone high surrogate escape", BODY("{\"a\":\"\\ud800\"}")},
+    {"lone low surrogate escape", BODY("{\"a\":\"\\udc00\"}")},
+    {"high surrogate, then text", BODY("{\"a\":\"\\ud83dx\"}")},
+    {"high surrogate, then a BMP escape", BODY("{\"a\":\"\\ud83d\\u0041\"}")},
+    {"high surrogate at the end", BODY("{\"a\":\"\\ud83d\"}")},
 };
 
 START_TEST(json_rejected)
