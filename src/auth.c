@@ -376,7 +376,7 @@ out:
 	PQclear(r);
 }
 
-static void session_params(const struct request *req, char user_id[24], const char *params[2])
+void auth_session_params(const struct request *req, char user_id[24], const char *params[2])
 {
 	snprintf(user_id, 24, "%lld", (long long)req->user_id);
 	params[0] = req->session_id;
@@ -390,7 +390,7 @@ void auth_logout(struct worker *w, struct request *req, struct response *res)
 	enum db_status st;
 	PGresult *r;
 
-	session_params(req, user_id, params);
+	auth_session_params(req, user_id, params);
 	r = db_exec(&w->db, &statements[SQL_LOGOUT], 2, params, &st);
 	if (!r) {
 		reply_db_error(res, st);
@@ -410,7 +410,7 @@ void auth_me(struct worker *w, struct request *req, struct response *res)
 	enum db_status st;
 	PGresult *r;
 
-	session_params(req, user_id, params);
+	auth_session_params(req, user_id, params);
 	r = db_exec(&w->db, &statements[SQL_ME], 2, params, &st);
 	if (!r) {
 		reply_db_error(res, st);
@@ -434,7 +434,7 @@ void auth_password(struct worker *w, struct request *req, struct response *res)
 	if (field_text(req->json, &current_password_rule, &current, &current_len, res) < 0 ||
 	    field_text(req->json, &changed_password_rule, &next, &next_len, res) < 0)
 		goto out;
-	session_params(req, user_id, params);
+	auth_session_params(req, user_id, params);
 	r = db_exec(&w->db, &statements[SQL_PASSWORD_LOOKUP], 2, params, &st);
 	if (!r) {
 		reply_db_error(res, st);

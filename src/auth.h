@@ -31,6 +31,10 @@ int auth_authenticate(struct worker *w, struct request *req, struct response *re
 	"EXISTS (SELECT 1 FROM sessions s WHERE s.id = $1 AND s.user_id = $2::bigint"              \
 	" AND s.revoked_at IS NULL AND s.expires_at > now())"
 
+/* $1 and $2 of AUTH_SESSION_VALID for this request: the session id and the
+ * user id as text (written into user_id). */
+void auth_session_params(const struct request *req, char user_id[24], const char *params[2]);
+
 /* The canonical timestamp text of SPEC §2, for a timestamptz column. */
 #define SQL_TIMESTAMP(col)                                                                         \
 	"to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"

@@ -287,32 +287,6 @@ static struct json_object *message_json(const PGresult *r, int row, int col, int
 
 /* --- request input ------------------------------------------------------------ */
 
-/* $1 session id, $2 user id: the parameters AUTH_SESSION_VALID reads. */
-static void session_params(const struct request *req, char user_id[24], const char **params)
-{
-	snprintf(user_id, 24, "%" PRId64, req->user_id);
-	params[0] = req->session_id;
-	params[1] = user_id;
-}
-
-/* Canonical positive decimal int64: digits only, no sign, no leading zero. */
-static int parse_positive(const char *s, size_t n, int64_t *out)
-{
-	int64_t v = 0;
-
-	if (n == 0 || n > 19 || s[0] == '0')
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		if (v > (INT64_MAX - (s[i] - '0')) / 10)
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
 /*
  * Query parameter `name` as a positive integer up to max.  Returns 1 with
  * *out set, 0 when absent, or -1 with a 422 naming the parameter (a bad
@@ -329,7 +303,7 @@ static int query_int(const struct request *req, const char *name, int64_t max, i
 
 	if (r == 0)
 		return 0;
-	ok = r > 0 && parse_positive(raw, len, &v) == 0 && v <= max;
+	ok = r > 0 && http_parse_id(raw, len, &v) == 0 && v <= max;
 	free(raw);
 	if (!ok) {
 		if (max == INT64_MAX)
@@ -465,7 +439,7 @@ void chat_conversation_create(struct worker *w, struct request *req, struct resp
 	if (field_text(req->json, &title_rule, &title, &title_len, res) < 0 ||
 	    member_emails(req->json, &emails, res) < 0)
 		goto out;
-	session_params(req, user_id, params);
+	auth_session_params(req, user_id, params);
 	params[2] = title;
 	params[3] = json_object_to_json_string_ext(emails, JSON_C_TO_STRING_PLAIN);
 	r = db_exec(&w->db, &statements[SQL_CONVERSATION_CREATE], 4, params, &st);
@@ -508,7 +482,7 @@ void chat_conversation_list(struct worker *w, struct request *req, struct respon
 	if (query_limit(req, &limit, res) < 0 ||
 	    query_int(req, "before", INT64_MAX, &before, res) < 0)
 		return;
-	session_params(req, user_id, params);
+	auth_session_params(req, user_id, params);
 	snprintf(before_text, sizeof before_text, "%" PRId64, before);
 	snprintf(fetch_text, sizeof fetch_text, "%" PRId64, limit + 1);
 	params[2] = before_text;
@@ -544,7 +518,7 @@ void chat_conversation_get(struct worker *w, struct request *req, struct respons
 	enum db_status st;
 	PGresult *r;
 
-	session_params(req, user_id, params);
+	auth_session_params(req, user_id, params);
 	snprintf(conv_text, sizeof conv_text, "%" PRId64, req->path_ids[0]);
 	params[2] = conv_text;
 	r = db_exec(&w->db, &statements[SQL_CONVERSATION_GET], 3, params, &st);
@@ -580,7 +554,7 @@ void chat_member_add(struct worker *w, struct request *req, struct response *res
 	if (field_text(req->json, &email_rule, &email, &email_len, res) < 0 ||
 	    field_email(email, email_len, "email", res) < 0)
 		goto out;
-	session_params(req, user_id, params);
+	auth_session_params(req, user_id, params);
 	snprintf(conv_text, sizeof conv_text, "%" PRId64, req->path_ids[0]);
 	params[2] = conv_text;
 	params[3] = email;
@@ -660,7 +634,7 @@ void chat_message_post(struct worker *w, struct request *req, struct response *r
 	}
 	if (idempotency_key(req, &key, res) < 0)
 		goto out;
-	session_params(req, user_id, params);
+	auth_session_params(req, user_id, params);
 	snprintf(conv_text, sizeof conv_text, "%" PRId64, req->path_ids[0]);
 	params[2] = conv_text;
 	params[3] = body;
@@ -712,7 +686,7 @@ void chat_message_list(struct worker *w, struct request *req, struct response *r
 	    (has_after = query_int(req, "after", INT64_MAX, &after, res)) < 0 ||
 	    query_int(req, "before", INT64_MAX, &before, res) < 0)
 		return;
-	session_params(req, user_id, params);
+	auth_session_params(req, user_id, params);
 	snprintf(conv_text, sizeof conv_text, "%" PRId64, req->path_ids[0]);
 	snprintf(after_text, sizeof after_text, "%" PRId64, after);
 	snprintf(before_text, sizeof before_text, "%" PRId64, before);

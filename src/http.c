@@ -190,6 +190,23 @@ enum http_body_status http_read_body(struct request *req, size_t max_body, http_
 	return HTTP_BODY_OK;
 }
 
+int http_parse_id(const char *s, size_t n, int64_t *out)
+{
+	int64_t v = 0;
+
+	if (n == 0 || n > 19 || s[0] == '0')
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		if (v > (INT64_MAX - (s[i] - '0')) / 10)
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
 bool http_content_type_is(const struct request *req, const char *type)
 {
 	const char *ct = req->content_type;

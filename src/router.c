@@ -50,24 +50,6 @@ const struct route *router_at(size_t i)
 	return &routes[i];
 }
 
-/* Parse a positive decimal int64 with no sign and no leading zero. */
-static int parse_id(const char *s, size_t n, int64_t *out)
-{
-	int64_t v = 0;
-
-	if (n == 0 || n > 19 || s[0] == '0')
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		if (v > (INT64_MAX - (s[i] - '0')) / 10)
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
 static bool path_matches(const char *pattern, const char *path, int64_t ids[HTTP_MAX_PATH_IDS])
 {
 	int nids = 0;
@@ -75,7 +57,7 @@ static bool path_matches(const char *pattern, const char *path, int64_t ids[HTTP
 	while (*pattern && *path) {
 		if (strncmp(pattern, "{id}", 4) == 0) {
 			size_t n = strcspn(path, "/");
-			if (nids == HTTP_MAX_PATH_IDS || parse_id(path, n, &ids[nids]) != 0)
+			if (nids == HTTP_MAX_PATH_IDS || http_parse_id(path, n, &ids[nids]) != 0)
 				return false;
 			nids++;
 			pattern += 4;

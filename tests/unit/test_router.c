@@ -3,10 +3,9 @@
  *
  * The expected table below is written from SPEC §2 and §3 (method, path,
  * body kind, bearer token, rate-limit class), not copied from router.c, so a
- * route that drifts from the contract fails here.  It lists the routes the
- * table holds today; a new route needs a row.  No route has an "{id}"
- * segment yet, so the id rules are only reachable as "unknown path": ids
- * appended to literal routes must not match.
+ * route that drifts from the contract fails here.  The single-method routes
+ * are in `expected`; the chat routes, with "{id}" segments and paths shared
+ * by two methods, have a test of their own.
  */
 #include <check.h>
 #include <stdint.h>
@@ -132,6 +131,59 @@ static const char *const unknown_paths[] = {
     "/chat/conversations/9223372036854775808",
 };
 
+/* The chat routes carry "{id}" segments and share paths between methods;
+ * the id is a positive int64 in canonical decimal, else no route at all. */
+START_TEST(chat_routes_and_ids)
+{
+	static const struct {
+		const char *method, *path, *name;
+		int64_t id;
+		enum route_body body;
+		enum route_limit limit;
+	} rows[] = {
+	    {"POST", "/chat/conversations", "chat_conversation_create", 0, ROUTE_BODY_JSON,
+	     ROUTE_LIMIT_CHAT},
+	    {"GET", "/chat/conversations", "chat_conversation_list", 0, ROUTE_BODY_NONE,
+	     ROUTE_LIMIT_READ},
+	    {"GET", "/chat/conversations/7", "chat_conversation_get", 7, ROUTE_BODY_NONE,
+	     ROUTE_LIMIT_READ},
+	    {"POST", "/chat/conversations/42/members", "chat_member_add", 42, ROUTE_BODY_JSON,
+	     ROUTE_LIMIT_CHAT},
+	    {"POST", "/chat/conversations/9223372036854775807/messages", "chat_message_post",
+	     INT64_MAX, ROUTE_BODY_JSON, ROUTE_LIMIT_CHAT},
+	    {"GET", "/chat/conversations/1/messages", "chat_message_list", 1, ROUTE_BODY_NONE,
+	     ROUTE_LIMIT_READ},
+	};
+	const struct route *r;
+	int64_t ids[HTTP_MAX_PATH_IDS];
+	int index;
+	char allow[64];
+
+	for (int i = 0; i < N(rows); i++) {
+		ids[0] = 0;
+		ck_assert_msg(router_match(rows[i].method, rows[i].path, &r, &index, ids, allow,
+		                           sizeof allow) == ROUTER_FOUND,
+		              "%s %s", rows[i].method, rows[i].path);
+		ck_assert_str_eq(r->name, rows[i].name);
+		ck_assert(r->needs_token);
+		ck_assert_int_eq(r->body, rows[i].body);
+		ck_assert_int_eq(r->limit, rows[i].limit);
+		if (rows[i].id)
+			ck_assert(ids[0] == rows[i].id);
+	}
+	ck_assert_int_eq(
+	    router_match("DELETE", "/chat/conversations", &r, &index, ids, allow, sizeof allow),
+	    ROUTER_METHOD_NOT_ALLOWED);
+	ck_assert_str_eq(allow, "POST, GET");
+	ck_assert_int_eq(router_match("GET", "/chat/conversations/1e3/messages", &r, &index, ids,
+	                              allow, sizeof allow),
+	                 ROUTER_NOT_FOUND);
+	ck_assert_int_eq(router_match("GET", "/metrics", &r, &index, ids, allow, sizeof allow),
+	                 ROUTER_FOUND);
+	ck_assert(!r->needs_token && r->limit == ROUTE_LIMIT_NONE);
+}
+END_TEST
+
 START_TEST(unknown_path)
 {
 	const char *methods[] = {"GET", "POST"};
@@ -167,6 +219,7 @@ static Suite *router_suite(void)
 	Suite *s = suite_create("router");
 	TCase *tc = tcase_create("match");
 
+	tcase_add_test(tc, chat_routes_and_ids);
 	tcase_add_loop_test(tc, route_found, 0, N(expected));
 	tcase_add_loop_test(tc, route_wrong_method, 0, N(expected));
 	tcase_add_test(tc, method_is_case_sensitive);
