@@ -120,6 +120,22 @@ has_header() { # NAME VALUE
 	[ "$(header "$1")" = "$2" ]
 }
 
+# wait_workers N: after workers were killed, until N run again and answer.
+# lighttpd respawns a dead worker lazily, when a request would go to it
+# after its back-off, so keep a little traffic going while waiting.
+wait_workers() {
+	local ok
+	for _ in $(seq 1 40); do
+		ok=0
+		for _ in 1 2 3 4 5 6 7 8; do
+			[ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/healthz")" = 200 ] && ok=$((ok + 1))
+		done
+		[ "$ok" = 8 ] && [ "$(stack_worker_pids | wc -l)" = "$1" ] && return 0
+		sleep 0.5
+	done
+	return 1
+}
+
 # The next request is still served (the worker survived whatever came before).
 still_serving() {
 	req GET /healthz

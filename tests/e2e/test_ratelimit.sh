@@ -162,7 +162,7 @@ for _ in 1 2 3 4 5 6; do
 	pkill -9 -P "$LIGHTTPD_PID" -f chat-fcgi || true
 done
 wait "$load"
-sleep 1.5
+check "all 4 workers respawned and serving after the kills" wait_workers 4
 codes=$(burst 20 -H "Authorization: Bearer $alice" "$BASE/auth/me")
 check "after 6 rounds of kill -9 under load: a fresh key still gets exactly 5 of 20" \
 	[ "$(echo "$codes" | count 200)" = 5 -a "$(echo "$codes" | count 429)" = 15 ]

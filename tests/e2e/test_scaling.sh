@@ -122,13 +122,7 @@ mv "$STACK_DIR/lighttpd.log" "$STACK_DIR/lighttpd.log.kill-9"
 failed=$(cat "$STACK_DIR"/load-kill-* | awk '$1 != 201' | wc -l)
 total=$(cat "$STACK_DIR"/load-kill-* | wc -l)
 echo "# kill -9 of 2 workers under load: $failed of $total requests failed ($(cat "$STACK_DIR"/load-kill-* | awk '$1 != 201 {print $1}' | sort | uniq -c | tr '\n' ' '))"
-# lighttpd respawns a dead worker lazily, when a request would go to it
-# after its 1 s back-off: keep a little traffic going while we look.
-for _ in $(seq 1 20); do
-	[ "$(stack_worker_pids | wc -l)" = 4 ] && break
-	for _ in 1 2 3 4 5 6 7 8; do curl -s -o /dev/null "$BASE/healthz"; done
-	sleep 0.5
-done
+wait_workers 4
 check "killed workers were respawned (4 running, new pids)" \
 	[ "$(stack_worker_pids | wc -l)" = 4 -a "$(stack_worker_pids | sort | tr '\n' ' ')" != "$pids_before" ]
 check "at most the requests in flight on the killed workers failed ($failed <= 2 x 2)" [ "$failed" -le 4 ]
