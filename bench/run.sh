@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The benchmark suite (issue 6): lighttpd with 4 workers (rate limits off,
+# the default scrypt parameters 2^15/8/3), PostgreSQL over TLS with fsync
+# on, one conversation of 10 000 seeded messages; wrk on
+#   GET  /healthz
+#   GET  /chat/conversations/{id}/messages?limit=50
+#   POST /chat/conversations/{id}/messages
+#   POST /auth/login                         (bench/login.lua)
+# and pgbench (-M prepared) on the very statements the GET and POST prepare
+# (bench/chat_sql.c prints them from src/chat.c), twice: with as many
+# clients as wrk has connections, and with 4 clients, the number of
+# database connections the 4 workers hold.  Prints one table (requests/s,
+# p50/p99 latency, pgbench's transactions/s and the ratio) and the workers'
+# memory (RSS, PSS, private from /proc/PID/smaps_rollup, min-max over the
+# workers, and the largest VmHWM, which shows a password hash).  Prints
+# figures; asserts nothing.  Needs a build (CHAT_BUILDDIR, default _build)
+# and wrk.  See docs/PERFORMANCE.md.
+#   bench/run.sh [SECONDS] [CONNECTIONS]        (default 10 s, 32 connections)
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+secs=${1:-10}
+conns=${2:-32}
+workers=4
+db_conns=$workers # one PostgreSQL connection per worker
+# shellcheck source=bench/lib.sh
+. "$top/bench/lib.sh"
+bench_chat_sql
+
+export RATE_LIMIT_AUTH=off RATE_LIMIT_READ=off RATE_LIMIT_CHAT=off
+export SCRYPT_N=15 SCRYPT_R=8 SCRYPT_P=3
+e2e_start "$workers"
+bench_seed
+params=(-D "p1=$jti" -D "p2=$alice_id" -D "p3=$cid")
+
+echo "bench/run.sh: lighttpd with $workers workers; wrk -t2 -c$conns -d${secs}s --timeout 30s;" \
+	"pgbench -M prepared -T$secs with -c$conns and -c$db_conns"
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo);" \
+	"PostgreSQL $("$PGBIN/postgres" --version | awk '{ print $3 }') over TLS (verify-full), fsync on," \
+	"synchronous_commit on; scrypt 2^$SCRYPT_N/$SCRYPT_R/$SCRYPT_P; 10 000 seeded messages"
+
+fmt='%-26s %9s %8s %8s %8s %10s %6s %10s %6s\n'
+# shellcheck disable=SC2059
+printf "$fmt" route "req/s" "p50 ms" "p99 ms" "wkr p99" "SQL c$conns" ratio "SQL c$db_conns" ratio
+notes=() cpu_rows=()
+row() { # LABEL: one line from run_wrk's figures and, if any, both pgbench runs
+	# shellcheck disable=SC2059
+	printf "$fmt" "$1" "$RPS" "$P50" "$P99" "${WP99:--}" "${TPS_C:--}" "$(ratio "$RPS" "${TPS_C:-0}")" \
+		"${TPS_D:--}" "$(ratio "$RPS" "${TPS_D:-0}")"
+	[ "$ERRS" = 0 ] || notes+=("$1: wrk saw $ERRS non-2xx answers")
+	[ "$TIMEOUTS" = 0 ] || notes+=("$1: wrk saw $TIMEOUTS timeouts (30 s)")
+	[ -z "${PGLAT:-}" ] || notes+=("$1: pgbench latency $PGLAT")
+	cpu_rows+=("$1 $CPU")
+	TPS_C='' TPS_D='' PGLAT=''
+}
+both_pgbench() { # SCRIPT-TEXT pgbench-args...: sets TPS_C, TPS_D, PGLAT
+	local fails=
+	PGB_CONNS=$conns run_pgbench "$@"
+	TPS_C=$TPS PGLAT="-c$conns p50 $PGP50 ms p99 $PGP99 ms"
+	[ "${PGFAIL:-0}" = 0 ] || fails=" ($PGFAIL failed)"
+	PGB_CONNS=$db_conns run_pgbench "$@"
+	TPS_D=$TPS PGLAT="$PGLAT$fails; -c$db_conns p50 $PGP50 ms p99 $PGP99 ms"
+	[ "${PGFAIL:-0}" = 0 ] || PGLAT="$PGLAT ($PGFAIL failed)"
+}
+
+TPS_C='' TPS_D='' PGLAT=''
+run_wrk healthz "$BASE/healthz"
+row "GET /healthz"
+
+run_wrk chat_message_list -H "Authorization: Bearer $token" "$BASE/chat/conversations/$cid/messages?limit=50"
+both_pgbench "$("$STACK_DIR/chat_sql" chat_messages_before)" "${params[@]}" \
+	-D p4=9223372036854775807 -D p5=50
+row "GET messages?limit=50"
+
+export CHAT_TOKEN=$token CHAT_KEYED=0
+run_wrk chat_message_post -s "$top/bench/chat_post.lua" "$BASE/chat/conversations/$cid/messages"
+both_pgbench "$("$STACK_DIR/chat_sql" chat_message_post)" "${params[@]}" -D "p4=bench message"
+row "POST messages"
+
+mem_before_login=$(bench_memory "memory before logins:")
+
+export LOGIN_BODY='{"email":"alice@x.io","password":"bench password"}'
+run_wrk auth_login -s "$top/bench/login.lua" "$BASE/auth/login"
+row "POST /auth/login"
+
+echo "p50/p99 ms: as wrk sees them; wkr p99: duration_ms in the workers' log lines;"
+echo "SQL cN: pgbench transactions/s of the same statement with N clients; ratio = req/s / that"
+for n in "${notes[@]}"; do echo "#   $n"; done
+echo "CPU per request during the wrk run, microseconds (from /proc/PID/stat; 'rest' is mostly wrk):"
+printf '%-26s %8s %8s %8s %8s %8s\n' route worker lighttpd postgres rest "busy"
+for r in "${cpu_rows[@]}"; do
+	# shellcheck disable=SC2086 # the label ends before the five figures
+	set -- $r
+	label=${r% * * * * *}
+	printf '%-26s %8s %8s %8s %8s %8s\n' "$label" "${@: -5}"
+done
+echo "$mem_before_login"
+bench_memory "memory after the run:"
+# shellcheck disable=SC2034 # read by e2e_finish
+E2E_PASSED=1
+e2e_finish >/dev/null
