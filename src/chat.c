@@ -584,12 +584,26 @@ out:
 	free(email);
 }
 
+/* The caller's own message, from columns col.. (id, sender name, body,
+ * created_at) of row 0: conversation and sender come from the request. */
+static struct json_object *sent_message_json(const struct request *req, PGresult *r, int col)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "id", col_int64(r, 0, col));
+	json_object_object_add(o, "conversation_id", json_object_new_int64(req->path_ids[0]));
+	json_object_object_add(o, "sender_id", json_object_new_int64(req->user_id));
+	json_object_object_add(o, "sender_name", col_text(r, 0, col + 1));
+	json_object_object_add(o, "body", col_text(r, 0, col + 2));
+	json_object_object_add(o, "created_at", col_text(r, 0, col + 3));
+	return o;
+}
+
 /* A concurrent send with the same key won: answer with its message. */
 static void message_by_key(struct worker *w, struct request *req, struct response *res,
                            const char *conv_text, const char *user_id, const char *key)
 {
 	const char *params[3] = {conv_text, user_id, key};
-	struct json_object *o;
 	enum db_status st;
 	PGresult *r;
 
@@ -604,15 +618,7 @@ static void message_by_key(struct worker *w, struct request *req, struct respons
 		log_event(LOG_LEVEL_ERROR, "chat", "idempotent message vanished");
 		reply_internal(res);
 	} else {
-		o = json_object_new_object();
-		json_object_object_add(o, "id", col_int64(r, 0, 0));
-		json_object_object_add(o, "conversation_id",
-		                       json_object_new_int64(req->path_ids[0]));
-		json_object_object_add(o, "sender_id", json_object_new_int64(req->user_id));
-		json_object_object_add(o, "sender_name", col_text(r, 0, 1));
-		json_object_object_add(o, "body", col_text(r, 0, 2));
-		json_object_object_add(o, "created_at", col_text(r, 0, 3));
-		http_set_json(res, 200, o);
+		http_set_json(res, 200, sent_message_json(req, r, 0));
 	}
 	PQclear(r);
 }
@@ -622,7 +628,6 @@ void chat_message_post(struct worker *w, struct request *req, struct response *r
 	char *body = NULL, user_id[24], conv_text[24];
 	size_t body_len;
 	const char *params[5], *key;
-	struct json_object *o;
 	enum db_status st;
 	PGresult *r = NULL;
 
@@ -656,15 +661,7 @@ void chat_message_post(struct worker *w, struct request *req, struct response *r
 		else
 			reply_internal(res); /* no key, no conflict: cannot happen */
 	} else {
-		o = json_object_new_object();
-		json_object_object_add(o, "id", col_int64(r, 0, 3));
-		json_object_object_add(o, "conversation_id",
-		                       json_object_new_int64(req->path_ids[0]));
-		json_object_object_add(o, "sender_id", json_object_new_int64(req->user_id));
-		json_object_object_add(o, "sender_name", col_text(r, 0, 4));
-		json_object_object_add(o, "body", col_text(r, 0, 5));
-		json_object_object_add(o, "created_at", col_text(r, 0, 6));
-		http_set_json(res, col_true(r, 0, 2) ? 201 : 200, o);
+		http_set_json(res, col_true(r, 0, 2) ? 201 : 200, sent_message_json(req, r, 3));
 	}
 out:
 	PQclear(r);
