@@ -21,6 +21,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "reply.h"
 #include "worker.h"
 
 extern char **environ;
@@ -49,21 +50,22 @@ static void serve_one(struct worker *w, FCGX_Request *fr)
 {
 	struct request req;
 	struct response res;
-	uint64_t started = db_now_ns();
+	uint64_t started = db_now_ns(), elapsed;
 	char *out = NULL;
 	size_t out_len = 0;
 
 	http_response_init(&res);
 	if (http_request_init(&req, fr->envp) != 0)
-		http_error(&res, 500, "internal", "internal error", NULL);
+		reply_internal(&res);
 	else
 		worker_handle(w, &req, &res, fcgi_read, fr->in);
 	if (http_format_response(&req, &res, &out, &out_len) == 0) {
 		FCGX_PutStr(out, (int)out_len, fr->out);
 		free(out);
 	}
-	log_request(&req, res.status, db_now_ns() - started);
-	metrics_record(w->metrics, req.route_index, res.status, db_now_ns() - started);
+	elapsed = db_now_ns() - started;
+	log_request(&req, res.status, elapsed);
+	metrics_record(w->metrics, req.route_index, res.status, elapsed);
 	report_db_counters(w);
 	http_response_free(&res);
 	http_request_free(&req);

@@ -29,6 +29,11 @@ void reply_not_found(struct response *res)
 	http_error(res, 404, "not_found", "no such resource", NULL);
 }
 
+void reply_too_large(struct response *res)
+{
+	http_error(res, 413, "payload_too_large", "request body is too large", NULL);
+}
+
 void reply_internal(struct response *res)
 {
 	http_error(res, 500, "internal", "internal error", NULL);

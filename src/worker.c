@@ -40,7 +40,7 @@ static int read_body(struct worker *w, const struct route *route, struct request
 	case HTTP_BODY_OK:
 		break;
 	case HTTP_BODY_TOO_LARGE:
-		http_error(res, 413, "payload_too_large", "request body is too large", NULL);
+		reply_too_large(res);
 		return -1;
 	case HTTP_BODY_INCOMPLETE:
 		reply_bad_request(res, "request body is shorter than Content-Length", NULL);
@@ -62,7 +62,6 @@ int worker_rate_limit(struct worker *w, struct request *req, struct response *re
                       enum limit_class class, const struct rate_policy *policy, const char *key)
 {
 	struct rl_result r;
-	struct json_object *body;
 
 	if (policy->limit == 0)
 		return 0;
@@ -81,8 +80,7 @@ int worker_rate_limit(struct worker *w, struct request *req, struct response *re
 	if (r.allowed)
 		return 0;
 	http_error(res, 429, "rate_limited", "too many requests; retry later", NULL);
-	body = res->json;
-	json_object_object_add(body, "retry_after", json_object_new_int64(r.retry_after_s));
+	json_object_object_add(res->json, "retry_after", json_object_new_int64(r.retry_after_s));
 	http_add_header(res, "Retry-After", "%u", r.retry_after_s);
 	return -1;
 }
@@ -102,11 +100,13 @@ static int limit_route(struct worker *w, const struct route *route, struct reque
 			snprintf(key, sizeof key, "unknown");
 		return worker_rate_limit(w, req, res, LIMIT_CLASS_AUTH, &w->cfg.rate_auth, key);
 	case ROUTE_LIMIT_CHAT:
-		snprintf(key, sizeof key, "%lld", (long long)req->user_id);
-		return worker_rate_limit(w, req, res, LIMIT_CLASS_CHAT, &w->cfg.rate_chat, key);
 	case ROUTE_LIMIT_READ:
 		snprintf(key, sizeof key, "%lld", (long long)req->user_id);
-		return worker_rate_limit(w, req, res, LIMIT_CLASS_READ, &w->cfg.rate_read, key);
+		return route->limit == ROUTE_LIMIT_CHAT
+		           ? worker_rate_limit(w, req, res, LIMIT_CLASS_CHAT, &w->cfg.rate_chat,
+		                               key)
+		           : worker_rate_limit(w, req, res, LIMIT_CLASS_READ, &w->cfg.rate_read,
+		                               key);
 	case ROUTE_LIMIT_NONE:
 		break;
 	}
@@ -147,7 +147,7 @@ void worker_handle(struct worker *w, struct request *req, struct response *res,
 	case HTTP_BODY_OK:
 		break;
 	case HTTP_BODY_TOO_LARGE:
-		http_error(res, 413, "payload_too_large", "request body is too large", NULL);
+		reply_too_large(res);
 		return;
 	default:
 		reply_bad_request(res, "invalid Content-Length", NULL);
