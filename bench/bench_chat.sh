@@ -22,13 +22,13 @@ bench_chat_sql
 
 export RATE_LIMIT_AUTH=off RATE_LIMIT_READ=off RATE_LIMIT_CHAT=off
 e2e_start "$workers"
-# Two users, one conversation with 10 000 messages.
+# Two users, one conversation with 10 000 messages among 2 000 of 10.
 bench_seed
 
 params=(-D "p1=$jti" -D "p2=$alice_id" -D "p3=$cid")
 
 echo "chat bench: lighttpd with $workers workers, wrk -t2 -c$conns -d${secs}s; pgbench -M prepared -c$conns -j2 -T$secs"
-echo "machine: $(nproc) cores; PostgreSQL $("$PGBIN/postgres" --version | awk '{ print $3 }') over TLS, fsync on; 10 000 seeded messages"
+echo "machine: $(nproc) cores; PostgreSQL $("$PGBIN/postgres" --version | awk '{ print $3 }') over TLS, fsync on; 10 000 seeded messages in one conversation, 2 000 conversations of 10 around it"
 printf '%-36s %10s %9s %10s %10s %9s %8s\n' "" "HTTP r/s" "p99 ms" "worker p99" "SQL tx/s" "p99 ms" "ratio"
 
 run_wrk chat_message_list -H "Authorization: Bearer $token" "$BASE/chat/conversations/$cid/messages?limit=50"

@@ -3,6 +3,7 @@
  * prepared-statement name), straight from src/chat.c's table, so that
  * bench/bench_chat.sh gives pgbench exactly the text the workers prepare.
  *   chat_sql chat_messages_before
+ *   chat_sql --session-options     (the workers' session settings, for PGOPTIONS)
  * With no argument, lists the names.  Links against the build's libchat.a.
  */
 #include <stdio.h>
@@ -15,6 +16,11 @@ int main(int argc, char **argv)
 {
 	size_t n;
 	const struct db_statement *s = chat_statements(&n);
+
+	if (argc > 1 && strcmp(argv[1], "--session-options") == 0) {
+		puts(DB_SESSION_OPTIONS);
+		return 0;
+	}
 
 	for (size_t i = 0; i < n; i++) {
 		if (argc < 2)

@@ -27,8 +27,8 @@ bench_chat_sql() {
 }
 
 # bench_seed: two users (alice, bob; password "bench password"), alice's
-# token and its jti, one conversation with 10 000 messages.  Sets alice_id,
-# token, jti, cid.  Needs the stack up (e2e_start).
+# token and its jti, one conversation with 10 000 messages among 2 000 of
+# 10.  Sets alice_id, bob_id, token, jti, cid.  Needs the stack up (e2e_start).
 bench_seed() {
 	json POST /auth/register '{"email":"alice@x.io","password":"bench password","display_name":"Alice"}'
 	alice_id=$(printf '%s' "$BODY" | jq -r .id)
@@ -42,6 +42,17 @@ bench_seed() {
 	cid=$(printf '%s' "$BODY" | jq -r .id)
 	stack_psql chat -q -c "INSERT INTO chat.messages (conversation_id, sender_id, body)
 		SELECT $cid, $alice_id, 'seeded message ' || g FROM generate_series(1, 10000) g" >/dev/null
+	# Around it, 2 000 of Bob's conversations of 10 messages each: a
+	# database holds many conversations, and PostgreSQL's plan cache judges
+	# its generic plan by the average one (docs/PERFORMANCE.md, "Plans").
+	bob_id=$(stack_psql chat -At -c "SELECT id FROM chat.users WHERE email = 'bob@x.io'")
+	stack_psql chat -q -c "INSERT INTO chat.conversations (title, owner_id)
+			SELECT 'background ' || g, $bob_id FROM generate_series(1, 2000) g;
+		INSERT INTO chat.members (conversation_id, user_id, role)
+			SELECT id, owner_id, 'owner' FROM chat.conversations WHERE title LIKE 'background %';
+		INSERT INTO chat.messages (conversation_id, sender_id, body)
+			SELECT c.id, c.owner_id, 'background message ' || g
+			FROM chat.conversations c, generate_series(1, 10) g WHERE c.title LIKE 'background %'" >/dev/null
 	stack_psql chat -q -c "VACUUM ANALYZE" >/dev/null
 }
 
@@ -98,9 +109,10 @@ run_wrk() { # ROUTE wrk-args...: sets RPS, P50, P99, ERRS, TIMEOUTS, WP99, CPU
 	TIMEOUTS=${TIMEOUTS:-0}
 }
 # pgbench against the database as the worker role, over TLS (verify-full),
-# with the workers' search_path.  pgbench reads ":name" as a variable even
-# inside string literals, so the ':' separators of the timestamp format
-# become '.' (the same work for to_char) and $N become :pN.  Clients:
+# with the workers' session settings (DB_SESSION_OPTIONS in src/db.h).
+# pgbench reads ":name" as a variable even inside string literals, so the
+# ':' separators of the timestamp format become '.' (the same work for
+# to_char) and $N become :pN.  Clients:
 # PGB_CONNS if set, else conns.
 run_pgbench() { # SCRIPT-TEXT pgbench-args...: sets TPS, PGP50, PGP99, PGFAIL
 	local script=$STACK_DIR/pgbench.sql sqltext=$1 out c=${PGB_CONNS:-$conns} j
@@ -110,7 +122,7 @@ run_pgbench() { # SCRIPT-TEXT pgbench-args...: sets TPS, PGP50, PGP99, PGFAIL
 	rm -f "$STACK_DIR"/pgb_log*
 	out=$(cd "$STACK_DIR" && PGHOST=localhost PGPORT=$PG_PORT PGDATABASE=chat PGUSER=chat_app \
 		PGPASSWORD=$(cat "$STACK_DIR/secrets/pg_app_password") PGSSLMODE=verify-full \
-		PGSSLROOTCERT=$STACK_DIR/pg/ca.crt PGOPTIONS="-c search_path=chat" \
+		PGSSLROOTCERT=$STACK_DIR/pg/ca.crt PGOPTIONS=$("$STACK_DIR/chat_sql" --session-options) \
 		"$PGBIN/pgbench" -n -M prepared -c "$c" -j "$j" -T "$secs" -l --log-prefix=pgb_log \
 		-f "$script" "$@" 2>&1)
 	TPS=$(echo "$out" | awk '/^tps = / { printf "%.0f", $3; exit }')

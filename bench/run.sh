@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark suite (issue 6): lighttpd with 4 workers (rate limits off,
 # the default scrypt parameters 2^15/8/3), PostgreSQL over TLS with fsync
-# on, one conversation of 10 000 seeded messages; wrk on
+# on, one conversation of 10 000 seeded messages among 2 000 of 10; wrk on
 #   GET  /healthz
 #   GET  /chat/conversations/{id}/messages?limit=50
 #   POST /chat/conversations/{id}/messages
@@ -36,7 +36,7 @@ echo "bench/run.sh: lighttpd with $workers workers; wrk -t2 -c$conns -d${secs}s 
 	"pgbench -M prepared -T$secs with -c$conns and -c$db_conns"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo);" \
 	"PostgreSQL $("$PGBIN/postgres" --version | awk '{ print $3 }') over TLS (verify-full), fsync on," \
-	"synchronous_commit on; scrypt 2^$SCRYPT_N/$SCRYPT_R/$SCRYPT_P; 10 000 seeded messages"
+	"synchronous_commit on; scrypt 2^$SCRYPT_N/$SCRYPT_R/$SCRYPT_P; 10 000 seeded messages in one conversation, 2 000 conversations of 10 around it"
 
 fmt='%-26s %9s %8s %8s %8s %10s %6s %10s %6s\n'
 # shellcheck disable=SC2059
@@ -95,6 +95,16 @@ for r in "${cpu_rows[@]}"; do
 done
 echo "$mem_before_login"
 bench_memory "memory after the run:"
+# The floor: Debian's libpq alone after one TLS connection, with the
+# workers' GNUTLS_NO_IMPLICIT_INIT (lighttpd.conf) and connection keywords.
+# shellcheck disable=SC2046
+if cc -O2 -o "$STACK_DIR/rss_floor" "$top/bench/rss_floor.c" $(pkg-config --cflags --libs libpq); then
+	GNUTLS_NO_IMPLICIT_INIT=1 "$STACK_DIR/rss_floor" "host=localhost port=$PG_PORT dbname=chat user=chat_app
+		password=$(cat "$STACK_DIR/secrets/pg_app_password") sslmode=verify-full
+		sslrootcert=$STACK_DIR/pg/ca.crt gssencmode=disable" |
+		awk '{ printf "%-28s libpq alone, one TLS connection and SELECT 1: RSS %.1f MiB, PSS %.1f MiB, private %.1f MiB\n",
+			"memory floor:", $1 / 1024, $2 / 1024, $3 / 1024 }'
+fi
 # shellcheck disable=SC2034 # read by e2e_finish
 E2E_PASSED=1
 e2e_finish >/dev/null

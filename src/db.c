@@ -78,8 +78,12 @@ size_t db_conninfo(const struct config *cfg, const char **keys, const char **val
 	snprintf(connect_timeout, 16, "%u",
 	         cfg->db_timeout_ms < 2000 ? 2 : (cfg->db_timeout_ms + 999) / 1000);
 	ADD("connect_timeout", connect_timeout);
-	/* Fixed search_path: no other schema can shadow our tables. */
-	snprintf(options, 128, "-c statement_timeout=%u -c search_path=chat", cfg->db_timeout_ms);
+	/* TLS is the one transport: GSSAPI encryption, which libpq would
+	 * otherwise try first whenever a Kerberos ticket is around, is not
+	 * governed by sslmode. */
+	ADD("gssencmode", "disable");
+	snprintf(options, 128, "-c statement_timeout=%u %s", cfg->db_timeout_ms,
+	         DB_SESSION_OPTIONS);
 	ADD("options", options);
 	ADD("application_name", "chat-fcgi");
 	keys[n] = NULL;

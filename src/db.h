@@ -68,6 +68,13 @@ enum db_status db_ensure(struct db *db);
 PGresult *db_exec(struct db *db, const struct db_statement *stmt, int nparams,
                   const char *const *values, enum db_status *status);
 
+/*
+ * Session settings of every connection (libpq "options"), besides
+ * statement_timeout: a fixed search_path, so no other schema can shadow our
+ * tables.  The benchmarks give pgbench the same settings.
+ */
+#define DB_SESSION_OPTIONS "-c search_path=chat"
+
 /* Build libpq's keyword/value arrays from the configuration (exposed for
  * chat-admin, which connects the same way).  Returns the number of pairs;
  * the arrays are NULL-terminated and point into cfg or static storage, with

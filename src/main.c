@@ -9,6 +9,7 @@
  */
 #include <fcgiapp.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,25 @@ static void serve_one(struct worker *w, FCGX_Request *fr)
 	report_db_counters(w);
 	http_response_free(&res);
 	http_request_free(&req);
+}
+
+/*
+ * libfcgi ends a connection with a lingering close: shutdown, then wait (up
+ * to 2 s) for the web server to hang up, so that input we never read cannot
+ * turn into a reset that loses the response.  When the request's input has
+ * been read to its end and nothing else is queued on the socket there is
+ * nothing to lose, and waiting only keeps this worker from the next request
+ * until the web server's event loop gets round to closing: detaching the
+ * request makes FCGX_Finish_r() close at once.  A body left unread (an
+ * early 413 or 415) still gets the lingering close.
+ */
+static void close_at_once_if_drained(FCGX_Request *fr)
+{
+	int queued = 0;
+
+	if (FCGX_GetChar(fr->in) == EOF && FCGX_GetError(fr->in) == 0 &&
+	    ioctl(fr->ipcFd, FIONREAD, &queued) == 0 && queued == 0)
+		FCGX_Detach(fr);
 }
 
 static void on_stop(int sig)
@@ -164,6 +184,7 @@ int main(int argc, char **argv)
 	FCGX_InitRequest(&fr, 0, 0);
 	while (FCGX_Accept_r(&fr) >= 0) {
 		serve_one(&w, &fr);
+		close_at_once_if_drained(&fr);
 		FCGX_Finish_r(&fr);
 	}
 	log_event(LOG_LEVEL_INFO, "stop", "worker stopping");

@@ -95,6 +95,7 @@ apache_conf() {
 		-e "s|^Define CHAT_MAX_REQUEST .*|Define CHAT_MAX_REQUEST $((2 * max_body))|" \
 		"$TEMPLATE" |
 		SECRET_KEY_FILE=$AP/secrets/secret_key POSTGRES_PASSWORD_FILE=$AP/secrets/pg_app_password \
+			GNUTLS_NO_IMPLICIT_INIT=1 \
 			awk '
 			match($0, /^#?FcgidInitialEnv +[A-Z_]+/) {
 				name = $0; sub(/^#?FcgidInitialEnv +/, "", name); sub(/[ \t].*/, "", name)
@@ -154,6 +155,10 @@ if [ "$(id -u)" -eq 0 ]; then
 	owners=$(worker_pids | xargs -r ps -o user= -p | sort -u | tr '\n' ' ')
 	check "the workers run as $AP_USER, not root ($owners)" [ "$owners" = "$AP_USER " ]
 fi
+gnutls_env=$(for pid in $(worker_pids); do
+	tr '\0' '\n' <"/proc/$pid/environ" | grep -c '^GNUTLS_NO_IMPLICIT_INIT=1$'
+done | sort -u | tr '\n' ' ')
+check "FcgidInitialEnv reaches the workers: GNUTLS_NO_IMPLICIT_INIT=1 in each ($gnutls_env)" [ "$gnutls_env" = "1 " ]
 req GET /nope?x=1
 check "an unknown path reaches the worker (REQUEST_URI): its 404 envelope" is_error 404 not_found
 req DELETE /healthz

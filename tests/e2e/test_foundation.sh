@@ -91,6 +91,13 @@ check "nesting past the depth limit: 400" is_error 400 bad_request
 check "no bad request stored anything" [ "$(users_count)" = 0 ]
 check "worker survives all of it" still_serving
 
+# lighttpd.conf's bin-environment reaches every worker: GnuTLS, loaded with
+# libpq's libldap and never used, stays uninitialised (docs/PERFORMANCE.md).
+gnutls_env=$(for pid in $(stack_worker_pids); do
+	tr '\0' '\n' <"/proc/$pid/environ" | grep -c '^GNUTLS_NO_IMPLICIT_INIT=1$'
+done | sort | uniq -c | sed 's/^ *//')
+check "GNUTLS_NO_IMPLICIT_INIT=1 in the environment of all 4 workers ($gnutls_env)" [ "$gnutls_env" = "4 1" ]
+
 # --- the database goes away and comes back ---------------------------
 pids_before=$(stack_worker_pids | sort | tr '\n' ' ')
 stack_pg_stop

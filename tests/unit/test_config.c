@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "db.h"
 
 /* 32 bytes, 30 distinct values, no placeholder word. */
 #define GOOD_KEY  "k7Qw9ZpL2xVb8NcR4mTf6HsJ1yGd3EaU"
@@ -568,6 +569,45 @@ START_TEST(database_url)
 }
 END_TEST
 
+/* The value of keyword `key` in libpq's arrays, or NULL; with `after` set,
+ * only a match after the keyword `after` counts (libpq: the later wins). */
+static const char *conninfo_value(const char **keys, const char **values, const char *key,
+                                  const char *after)
+{
+	bool seen = after == NULL;
+
+	for (size_t i = 0; keys[i]; i++) {
+		if (after && strcmp(keys[i], after) == 0)
+			seen = true;
+		else if (seen && strcmp(keys[i], key) == 0)
+			return values[i];
+	}
+	return NULL;
+}
+
+START_TEST(conninfo_tls_only)
+{
+	const char *keys[16], *values[16], *v;
+	char timeout[16], options[128];
+
+	assert_ok(load_env(prod_base, "POSTGRES_PASSWORD",
+	                   "DATABASE_URL=postgresql://chat:" GOOD_PW
+	                   "@db.example/chat?sslmode=require"
+	                   "&gssencmode=require",
+	                   END));
+	ck_assert_uint_gt(db_conninfo(&cfg, keys, values, 16, timeout, options), 0);
+	ck_assert_str_eq(conninfo_value(keys, values, "dbname", NULL), cfg.database_url.bytes);
+	/* After the URL, so they override what it says. */
+	ck_assert_str_eq(conninfo_value(keys, values, "sslmode", "dbname"), cfg.pg_sslmode);
+	ck_assert_str_eq(conninfo_value(keys, values, "gssencmode", "dbname"), "disable");
+	v = conninfo_value(keys, values, "options", "dbname");
+	ck_assert_ptr_nonnull(v);
+	ck_assert_ptr_nonnull(strstr(v, "-c statement_timeout=5000"));
+	ck_assert_ptr_nonnull(strstr(v, DB_SESSION_OPTIONS));
+	ck_assert_ptr_null(keys[db_conninfo(&cfg, keys, values, 16, timeout, options)]);
+}
+END_TEST
+
 START_TEST(database_url_ambiguous)
 {
 	static const char *const parts[] = {
@@ -1036,6 +1076,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, db_password_weak);
 	tcase_add_test(tc, db_parts);
 	tcase_add_test(tc, database_url);
+	tcase_add_test(tc, conninfo_tls_only);
 	tcase_add_test(tc, database_url_ambiguous);
 	tcase_add_test(tc, database_url_weak_password);
 	tcase_add_test(tc, sslmode);
