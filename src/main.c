@@ -47,19 +47,24 @@ static void report_db_counters(struct worker *w)
 	memcpy(w->db_reported, now, sizeof now);
 }
 
-static void serve_one(struct worker *w, FCGX_Request *fr)
+/* Serves one request.  Returns whether its whole body (if any) was read. */
+static bool serve_one(struct worker *w, FCGX_Request *fr)
 {
 	struct request req;
 	struct response res;
 	uint64_t started = db_now_ns(), elapsed;
 	char *out = NULL;
 	size_t out_len = 0;
+	bool body_read = false;
 
 	http_response_init(&res);
-	if (http_request_init(&req, fr->envp) != 0)
+	if (http_request_init(&req, fr->envp) != 0) {
 		reply_internal(&res);
-	else
+	} else {
 		worker_handle(w, &req, &res, fcgi_read, fr->in);
+		body_read = !req.has_content_length || req.content_length == 0 ||
+		            (req.body && req.body_len == req.content_length);
+	}
 	if (http_format_response(&req, &res, &out, &out_len) == 0) {
 		FCGX_PutStr(out, (int)out_len, fr->out);
 		free(out);
@@ -70,6 +75,7 @@ static void serve_one(struct worker *w, FCGX_Request *fr)
 	report_db_counters(w);
 	http_response_free(&res);
 	http_request_free(&req);
+	return body_read;
 }
 
 /*
@@ -79,8 +85,11 @@ static void serve_one(struct worker *w, FCGX_Request *fr)
  * been read to its end and nothing else is queued on the socket there is
  * nothing to lose, and waiting only keeps this worker from the next request
  * until the web server's event loop gets round to closing: detaching the
- * request makes FCGX_Finish_r() close at once.  A body left unread (an
- * early 413 or 415) still gets the lingering close.
+ * request makes FCGX_Finish_r() close at once.  Only after the whole body
+ * was read (or there was none): then all that can follow is the empty
+ * record that ends the input, which the web server sends with the body's
+ * last bytes, so reading it does not wait on a client.  A body left unread
+ * (an early 413 or 415) still gets the lingering close.
  */
 static void close_at_once_if_drained(FCGX_Request *fr)
 {
@@ -183,8 +192,8 @@ int main(int argc, char **argv)
 
 	FCGX_InitRequest(&fr, 0, 0);
 	while (FCGX_Accept_r(&fr) >= 0) {
-		serve_one(&w, &fr);
-		close_at_once_if_drained(&fr);
+		if (serve_one(&w, &fr))
+			close_at_once_if_drained(&fr);
 		FCGX_Finish_r(&fr);
 	}
 	log_event(LOG_LEVEL_INFO, "stop", "worker stopping");
