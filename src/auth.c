@@ -152,11 +152,10 @@ static struct json_object *user_json(PGresult *r)
 {
 	struct json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "id",
-	                       json_object_new_int64(strtoll(PQgetvalue(r, 0, 0), NULL, 10)));
-	json_object_object_add(o, "email", json_object_new_string(PQgetvalue(r, 0, 1)));
-	json_object_object_add(o, "display_name", json_object_new_string(PQgetvalue(r, 0, 2)));
-	json_object_object_add(o, "created_at", json_object_new_string(PQgetvalue(r, 0, 3)));
+	HTTP_JSON_PUT(o, "id", json_object_new_int64(strtoll(PQgetvalue(r, 0, 0), NULL, 10)));
+	HTTP_JSON_PUT(o, "email", json_object_new_string(PQgetvalue(r, 0, 1)));
+	HTTP_JSON_PUT(o, "display_name", json_object_new_string(PQgetvalue(r, 0, 2)));
+	HTTP_JSON_PUT(o, "created_at", json_object_new_string(PQgetvalue(r, 0, 3)));
 	return o;
 }
 
@@ -360,10 +359,9 @@ void auth_login(struct worker *w, struct request *req, struct response *res)
 	req->user_id = claims.user_id;
 	{
 		struct json_object *o = json_object_new_object();
-		json_object_object_add(o, "access_token", json_object_new_string(token));
-		json_object_object_add(o, "token_type", json_object_new_string("bearer"));
-		json_object_object_add(o, "expires_in",
-		                       json_object_new_int64(w->cfg.access_token_ttl));
+		HTTP_JSON_PUT(o, "access_token", json_object_new_string(token));
+		HTTP_JSON_PUT(o, "token_type", json_object_new_string("bearer"));
+		HTTP_JSON_PUT(o, "expires_in", json_object_new_int64(w->cfg.access_token_ttl));
 		http_set_json(res, 200, o);
 	}
 out:

@@ -252,11 +252,11 @@ static struct json_object *conversation_json(const PGresult *r, int row, int col
 {
 	struct json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "id", col_int64(r, row, col));
-	json_object_object_add(o, "title", col_text(r, row, col + 1));
-	json_object_object_add(o, "owner_id", col_int64(r, row, col + 2));
-	json_object_object_add(o, "created_at", col_text(r, row, col + 3));
-	json_object_object_add(o, "last_message_at", col_text(r, row, col + 4));
+	HTTP_JSON_PUT(o, "id", col_int64(r, row, col));
+	HTTP_JSON_PUT(o, "title", col_text(r, row, col + 1));
+	HTTP_JSON_PUT(o, "owner_id", col_int64(r, row, col + 2));
+	HTTP_JSON_PUT(o, "created_at", col_text(r, row, col + 3));
+	HTTP_JSON_PUT(o, "last_message_at", col_text(r, row, col + 4));
 	return o;
 }
 
@@ -265,9 +265,9 @@ static struct json_object *member_json(const PGresult *r, int row, int col)
 {
 	struct json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "id", col_int64(r, row, col));
-	json_object_object_add(o, "display_name", col_text(r, row, col + 1));
-	json_object_object_add(o, "role", col_text(r, row, col + 2));
+	HTTP_JSON_PUT(o, "id", col_int64(r, row, col));
+	HTTP_JSON_PUT(o, "display_name", col_text(r, row, col + 1));
+	HTTP_JSON_PUT(o, "role", col_text(r, row, col + 2));
 	return o;
 }
 
@@ -276,12 +276,12 @@ static struct json_object *message_json(const PGresult *r, int row, int col, int
 {
 	struct json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "id", col_int64(r, row, col));
-	json_object_object_add(o, "conversation_id", json_object_new_int64(conversation));
-	json_object_object_add(o, "sender_id", col_int64(r, row, col + 1));
-	json_object_object_add(o, "sender_name", col_text(r, row, col + 2));
-	json_object_object_add(o, "body", col_text(r, row, col + 3));
-	json_object_object_add(o, "created_at", col_text(r, row, col + 4));
+	HTTP_JSON_PUT(o, "id", col_int64(r, row, col));
+	HTTP_JSON_PUT(o, "conversation_id", json_object_new_int64(conversation));
+	HTTP_JSON_PUT(o, "sender_id", col_int64(r, row, col + 1));
+	HTTP_JSON_PUT(o, "sender_name", col_text(r, row, col + 2));
+	HTTP_JSON_PUT(o, "body", col_text(r, row, col + 3));
+	HTTP_JSON_PUT(o, "created_at", col_text(r, row, col + 4));
 	return o;
 }
 
@@ -461,7 +461,7 @@ void chat_conversation_create(struct worker *w, struct request *req, struct resp
 	members = json_object_new_array();
 	for (int i = 0; i < PQntuples(r); i++)
 		json_object_array_add(members, member_json(r, i, 7));
-	json_object_object_add(conv, "members", members);
+	HTTP_JSON_PUT(conv, "members", members);
 	http_set_json(res, 201, conv);
 out:
 	PQclear(r);
@@ -503,9 +503,9 @@ void chat_conversation_list(struct worker *w, struct request *req, struct respon
 	items = json_object_new_array();
 	for (int i = 0; i < n; i++)
 		json_object_array_add(items, conversation_json(r, i, 1));
-	json_object_object_add(body, "items", items);
+	HTTP_JSON_PUT(body, "items", items);
 	/* A row beyond the page: the cursor is the last item's activity. */
-	json_object_object_add(body, "next_before", rows > limit ? col_int64(r, n - 1, 6) : NULL);
+	HTTP_JSON_PUT(body, "next_before", rows > limit ? col_int64(r, n - 1, 6) : NULL);
 	http_set_json(res, 200, body);
 	PQclear(r);
 }
@@ -536,7 +536,7 @@ void chat_conversation_get(struct worker *w, struct request *req, struct respons
 		for (int i = 0; i < PQntuples(r); i++)
 			if (!PQgetisnull(r, i, 6))
 				json_object_array_add(members, member_json(r, i, 6));
-		json_object_object_add(conv, "members", members);
+		HTTP_JSON_PUT(conv, "members", members);
 		http_set_json(res, 200, conv);
 	}
 	PQclear(r);
@@ -574,9 +574,9 @@ void chat_member_add(struct worker *w, struct request *req, struct response *res
 		reply_validation(res, "email", "is not a registered email");
 	else {
 		o = json_object_new_object();
-		json_object_object_add(o, "id", col_int64(r, 0, 3));
-		json_object_object_add(o, "display_name", col_text(r, 0, 4));
-		json_object_object_add(o, "role", col_text(r, 0, 6));
+		HTTP_JSON_PUT(o, "id", col_int64(r, 0, 3));
+		HTTP_JSON_PUT(o, "display_name", col_text(r, 0, 4));
+		HTTP_JSON_PUT(o, "role", col_text(r, 0, 6));
 		http_set_json(res, col_true(r, 0, 5) ? 201 : 200, o);
 	}
 out:
@@ -590,12 +590,12 @@ static struct json_object *sent_message_json(const struct request *req, PGresult
 {
 	struct json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "id", col_int64(r, 0, col));
-	json_object_object_add(o, "conversation_id", json_object_new_int64(req->path_ids[0]));
-	json_object_object_add(o, "sender_id", json_object_new_int64(req->user_id));
-	json_object_object_add(o, "sender_name", col_text(r, 0, col + 1));
-	json_object_object_add(o, "body", col_text(r, 0, col + 2));
-	json_object_object_add(o, "created_at", col_text(r, 0, col + 3));
+	HTTP_JSON_PUT(o, "id", col_int64(r, 0, col));
+	HTTP_JSON_PUT(o, "conversation_id", json_object_new_int64(req->path_ids[0]));
+	HTTP_JSON_PUT(o, "sender_id", json_object_new_int64(req->user_id));
+	HTTP_JSON_PUT(o, "sender_name", col_text(r, 0, col + 1));
+	HTTP_JSON_PUT(o, "body", col_text(r, 0, col + 2));
+	HTTP_JSON_PUT(o, "created_at", col_text(r, 0, col + 3));
 	return o;
 }
 
@@ -718,7 +718,7 @@ void chat_message_list(struct worker *w, struct request *req, struct response *r
 			if (!PQgetisnull(r, i, 2))
 				json_object_array_add(items,
 				                      message_json(r, i, 2, req->path_ids[0]));
-		json_object_object_add(body, "items", items);
+		HTTP_JSON_PUT(body, "items", items);
 		http_set_json(res, 200, body);
 	}
 	PQclear(r);

@@ -23,7 +23,7 @@ static struct json_object *status_object(const char *status)
 {
 	struct json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "status", json_object_new_string(status));
+	HTTP_JSON_PUT(o, "status", json_object_new_string(status));
 	return o;
 }
 

@@ -500,10 +500,10 @@ void http_error(struct response *res, int status, const char *code, const char *
 {
 	struct json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "error", json_object_new_string(code));
-	json_object_object_add(o, "detail", json_object_new_string(detail));
+	HTTP_JSON_PUT(o, "error", json_object_new_string(code));
+	HTTP_JSON_PUT(o, "detail", json_object_new_string(detail));
 	if (field)
-		json_object_object_add(o, "field", json_object_new_string(field));
+		HTTP_JSON_PUT(o, "field", json_object_new_string(field));
 	http_set_json(res, status, o);
 }
 

@@ -107,6 +107,16 @@ int http_parse_json_object(struct request *req, const char **detail);
  */
 int http_form_get(const char *data, size_t len, const char *name, char **out, size_t *out_len);
 
+/*
+ * Add v to the JSON object o under the key k, which must be a string
+ * literal ("" k "" refuses anything else) not yet in o: json-c then keeps
+ * the pointer instead of a copy and skips its duplicate lookup, two of the
+ * allocations and searches per field when a page builds 300 of them.
+ */
+#define HTTP_JSON_PUT(o, k, v)                                                                     \
+	json_object_object_add_ex((o), "" k "", (v),                                               \
+	                          JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_ADD_CONSTANT_KEY)
+
 /* Responses. */
 void http_response_init(struct response *res);
 void http_response_free(struct response *res);

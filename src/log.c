@@ -54,9 +54,9 @@ static struct json_object *line_start(enum log_level level)
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	log_format_time(ts, &now);
-	json_object_object_add(o, "ts", json_object_new_string(ts));
-	json_object_object_add(o, "level", json_object_new_string(level_name(level)));
-	json_object_object_add(o, "pid", json_object_new_int64(getpid()));
+	HTTP_JSON_PUT(o, "ts", json_object_new_string(ts));
+	HTTP_JSON_PUT(o, "level", json_object_new_string(level_name(level)));
+	HTTP_JSON_PUT(o, "pid", json_object_new_int64(getpid()));
 	return o;
 }
 
@@ -89,8 +89,8 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	o = line_start(level);
-	json_object_object_add(o, "event", json_object_new_string(event));
-	json_object_object_add(o, "msg", json_object_new_string(msg));
+	HTTP_JSON_PUT(o, "event", json_object_new_string(event));
+	HTTP_JSON_PUT(o, "msg", json_object_new_string(msg));
 	line_emit(o);
 }
 
@@ -104,21 +104,19 @@ void log_request(const struct request *req, int status, uint64_t duration_ns)
 	if (level < threshold)
 		return;
 	o = line_start(level);
-	json_object_object_add(o, "request_id", json_object_new_string(req->request_id));
-	json_object_object_add(o, "method", json_object_new_string(req->method ? req->method : ""));
+	HTTP_JSON_PUT(o, "request_id", json_object_new_string(req->request_id));
+	HTTP_JSON_PUT(o, "method", json_object_new_string(req->method ? req->method : ""));
 	plen = req->path ? strlen(req->path) : 0;
-	json_object_object_add(
-	    o, "path",
-	    json_object_new_string_len(req->path ? req->path : "",
-	                               (int)(plen > LOG_PATH_MAX ? LOG_PATH_MAX : plen)));
+	HTTP_JSON_PUT(o, "path",
+	              json_object_new_string_len(req->path ? req->path : "",
+	                                         (int)(plen > LOG_PATH_MAX ? LOG_PATH_MAX : plen)));
 	if (req->route_name)
-		json_object_object_add(o, "route", json_object_new_string(req->route_name));
-	json_object_object_add(o, "status", json_object_new_int(status));
+		HTTP_JSON_PUT(o, "route", json_object_new_string(req->route_name));
+	HTTP_JSON_PUT(o, "status", json_object_new_int(status));
 	/* Fixed three decimals: json-c would print %.17g noise. */
 	snprintf(ms, sizeof ms, "%.3f", (double)duration_ns / 1e6);
-	json_object_object_add(o, "duration_ms",
-	                       json_object_new_double_s((double)duration_ns / 1e6, ms));
+	HTTP_JSON_PUT(o, "duration_ms", json_object_new_double_s((double)duration_ns / 1e6, ms));
 	if (req->user_id > 0)
-		json_object_object_add(o, "user_id", json_object_new_int64(req->user_id));
+		HTTP_JSON_PUT(o, "user_id", json_object_new_int64(req->user_id));
 	line_emit(o);
 }

@@ -80,7 +80,7 @@ int worker_rate_limit(struct worker *w, struct request *req, struct response *re
 	if (r.allowed)
 		return 0;
 	http_error(res, 429, "rate_limited", "too many requests; retry later", NULL);
-	json_object_object_add(res->json, "retry_after", json_object_new_int64(r.retry_after_s));
+	HTTP_JSON_PUT(res->json, "retry_after", json_object_new_int64(r.retry_after_s));
 	http_add_header(res, "Retry-After", "%u", r.retry_after_s);
 	return -1;
 }
