@@ -89,13 +89,15 @@ static bool serve_one(struct worker *w, FCGX_Request *fr)
  * was read (or there was none): then all that can follow is the empty
  * record that ends the input, which the web server sends with the body's
  * last bytes, so reading it does not wait on a client.  A body left unread
- * (an early 413 or 415) still gets the lingering close.
+ * (an early 413 or 415) still gets the lingering close.  A connection the
+ * web server keeps for its next request (FCGI_KEEP_CONN) is not closed at
+ * all, so it is left alone.
  */
 static void close_at_once_if_drained(FCGX_Request *fr)
 {
 	int queued = 0;
 
-	if (FCGX_GetChar(fr->in) == EOF && FCGX_GetError(fr->in) == 0 &&
+	if (!fr->keepConnection && FCGX_GetChar(fr->in) == EOF && FCGX_GetError(fr->in) == 0 &&
 	    ioctl(fr->ipcFd, FIONREAD, &queued) == 0 && queued == 0)
 		FCGX_Detach(fr);
 }
