@@ -112,8 +112,7 @@ run_wrk() { # ROUTE wrk-args...: sets RPS, P50, P99, ERRS, TIMEOUTS, WP99, CPU
 # with the workers' session settings (DB_SESSION_OPTIONS in src/db.h).
 # pgbench reads ":name" as a variable even inside string literals, so the
 # ':' separators of the timestamp format become '.' (the same work for
-# to_char) and $N become :pN.  Clients:
-# PGB_CONNS if set, else conns.
+# to_char) and $N become :pN.  Clients: PGB_CONNS if set, else conns.
 run_pgbench() { # SCRIPT-TEXT pgbench-args...: sets TPS, PGP50, PGP99, PGFAIL
 	local script=$STACK_DIR/pgbench.sql sqltext=$1 out c=${PGB_CONNS:-$conns} j
 	shift

@@ -99,9 +99,9 @@ bench_memory "memory after the run:"
 # workers' GNUTLS_NO_IMPLICIT_INIT (lighttpd.conf) and connection keywords.
 # shellcheck disable=SC2046
 if cc -O2 -o "$STACK_DIR/rss_floor" "$top/bench/rss_floor.c" $(pkg-config --cflags --libs libpq); then
-	GNUTLS_NO_IMPLICIT_INIT=1 "$STACK_DIR/rss_floor" "host=localhost port=$PG_PORT dbname=chat user=chat_app
-		password=$(cat "$STACK_DIR/secrets/pg_app_password") sslmode=verify-full
-		sslrootcert=$STACK_DIR/pg/ca.crt gssencmode=disable" |
+	GNUTLS_NO_IMPLICIT_INIT=1 PGPASSWORD=$(cat "$STACK_DIR/secrets/pg_app_password") \
+		"$STACK_DIR/rss_floor" "host=localhost port=$PG_PORT dbname=chat user=chat_app
+		sslmode=verify-full sslrootcert=$STACK_DIR/pg/ca.crt gssencmode=disable" |
 		awk '{ printf "%-28s libpq alone, one TLS connection and SELECT 1: RSS %.1f MiB, PSS %.1f MiB, private %.1f MiB\n",
 			"memory floor:", $1 / 1024, $2 / 1024, $3 / 1024 }'
 fi
