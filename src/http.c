@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 /* Nesting deeper than any request we accept needs; bounds json-c's stack. */
@@ -194,6 +195,12 @@ enum http_body_status http_read_body(struct request *req, size_t max_body, http_
 	return HTTP_BODY_OK;
 }
 
+bool http_body_read_whole(const struct request *req)
+{
+	return !req->has_content_length || req->content_length == 0 ||
+	       (req->body && req->body_len == req->content_length);
+}
+
 int http_parse_id(const char *s, size_t n, int64_t *out)
 {
 	int64_t v = 0;
@@ -235,19 +242,9 @@ bool http_content_type_is(const struct request *req, const char *type)
  * characters inside strings.  So the text is checked first: strict UTF-8
  * throughout, no byte below 0x20 inside a string, and outside strings only
  * the bytes the JSON grammar uses.
+ *
+ * Value of the four hex digits at p, or -1.
  */
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Value of the four hex digits at p, or -1. */
 static long hex4(const unsigned char *p, const unsigned char *end)
 {
 	long v = 0;
@@ -255,7 +252,7 @@ static long hex4(const unsigned char *p, const unsigned char *end)
 	if (end - p < 4)
 		return -1;
 	for (int i = 0; i < 4; i++) {
-		int d = hexval((char)p[i]);
+		int d = OPENSSL_hexchar2int(p[i]);
 		if (d < 0)
 			return -1;
 		v = v * 16 + d;
@@ -391,8 +388,8 @@ static char *form_decode(const char *src, size_t n, size_t *out_len)
 				free(out);
 				return NULL;
 			}
-			hi = hexval(src[i + 1]);
-			lo = hexval(src[i + 2]);
+			hi = OPENSSL_hexchar2int((unsigned char)src[i + 1]);
+			lo = OPENSSL_hexchar2int((unsigned char)src[i + 2]);
 			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
 				free(out);
 				return NULL;

@@ -88,8 +88,13 @@ enum http_body_status http_check_length(const struct request *req, size_t max_bo
 enum http_body_status http_read_body(struct request *req, size_t max_body, http_read_fn read_fn,
                                      void *ctx);
 
+/* Whether the request's input is all read: it declared no body, or
+ * http_read_body() read every byte it declared. */
+bool http_body_read_whole(const struct request *req);
+
 /* A positive decimal int64 in canonical form (digits only, no sign, no
- * leading zero): the only shape of an id in a path or a query.  0 or -1. */
+ * leading zero): the only shape of an id in a path, a query or a token's
+ * "sub".  0 or -1. */
 int http_parse_id(const char *s, size_t n, int64_t *out);
 
 /* Is the request's media type `type` (case-insensitive, parameters ignored)? */

@@ -62,8 +62,7 @@ static bool serve_one(struct worker *w, FCGX_Request *fr)
 		reply_internal(&res);
 	} else {
 		worker_handle(w, &req, &res, fcgi_read, fr->in);
-		body_read = !req.has_content_length || req.content_length == 0 ||
-		            (req.body && req.body_len == req.content_length);
+		body_read = http_body_read_whole(&req);
 	}
 	if (http_format_response(&req, &res, &out, &out_len) == 0) {
 		FCGX_PutStr(out, (int)out_len, fr->out);

@@ -28,6 +28,8 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "http.h" /* http_parse_id */
+
 /* HS256 is HMAC-SHA-256 untruncated (RFC 7518 §3.2): 32 bytes, 43 chars. */
 #define MAC_LEN     32
 #define MAC_B64_LEN 43
@@ -296,26 +298,6 @@ static enum token_status jws_payload(const struct jws *j, struct json_object **p
 	return *payload != NULL ? TOKEN_OK : TOKEN_MALFORMED;
 }
 
-/* "sub": a positive decimal int64, one spelling per number (no sign, no
- * leading zero, no spaces), so one user has one subject string. */
-static int parse_user_id(const char *s, size_t n, int64_t *out)
-{
-	int64_t v = 0;
-
-	if (n == 0 || n > 19 || s[0] < '1' || s[0] > '9')
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		int d = s[i] - '0';
-		if (v > (INT64_MAX - d) / 10)
-			return -1;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
-}
-
 static int get_int(struct json_object *obj, const char *key, int64_t *out)
 {
 	struct json_object *v = NULL;
@@ -332,8 +314,10 @@ static enum token_status read_claims(struct json_object *p, int64_t now, struct 
 	const char *s = NULL;
 	size_t n = 0;
 
+	/* "sub": one spelling per number (no sign, no leading zero, no
+	 * spaces), so one user has one subject string. */
 	s = get_string(p, "sub", &n);
-	if (s == NULL || parse_user_id(s, n, &c->user_id) != 0)
+	if (s == NULL || http_parse_id(s, n, &c->user_id) != 0)
 		return TOKEN_BAD_CLAIMS;
 	if (get_int(p, "iat", &c->iat) != 0 || get_int(p, "exp", &c->exp) != 0)
 		return TOKEN_BAD_CLAIMS;

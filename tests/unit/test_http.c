@@ -393,6 +393,44 @@ START_TEST(body_read_error)
 }
 END_TEST
 
+/* Whether the worker may close without lingering (main.c): only when no
+ * declared body byte is left unread. */
+START_TEST(body_read_whole)
+{
+	struct request req;
+	char *no_length[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/auth/me", NULL};
+	char *with_length[] = {"REQUEST_METHOD=POST", "REQUEST_URI=/auth/login", "CONTENT_LENGTH=5",
+	                       NULL};
+	struct fake_reader whole = {"abcde", 5, 0, 0, 5, 0, 0, false};
+	struct fake_reader short_body = {"abc", 3, 0, 0, 10, 0, 0, false};
+	struct fake_reader over_cap = {"0123456789abcdefX", 17, 0, 0, 17, 0, 0, false};
+
+	init_req(&req, no_length);
+	ck_assert(http_body_read_whole(&req));
+	http_request_free(&req);
+
+	init_req(&req, with_length); /* declared, never read (an early 415) */
+	ck_assert(!http_body_read_whole(&req));
+	http_request_free(&req);
+
+	ck_assert_int_eq(read_with_length("5", &whole, &req), HTTP_BODY_OK);
+	ck_assert(http_body_read_whole(&req));
+	http_request_free(&req);
+
+	ck_assert_int_eq(read_with_length("10", &short_body, &req), HTTP_BODY_INCOMPLETE);
+	ck_assert(!http_body_read_whole(&req));
+	http_request_free(&req);
+
+	ck_assert_int_eq(read_with_length("17", &over_cap, &req), HTTP_BODY_TOO_LARGE);
+	ck_assert(!http_body_read_whole(&req));
+	http_request_free(&req);
+
+	ck_assert_int_eq(read_with_length("0", &whole, &req), HTTP_BODY_OK);
+	ck_assert(http_body_read_whole(&req));
+	http_request_free(&req);
+}
+END_TEST
+
 START_TEST(body_read_error_midway)
 {
 	struct request req;
@@ -964,6 +1002,7 @@ static Suite *http_suite(void)
 	tcase_add_test(body, body_does_not_read_past_length);
 	tcase_add_test(body, body_read_error);
 	tcase_add_test(body, body_read_error_midway);
+	tcase_add_test(body, body_read_whole);
 	tcase_add_test(body, content_type);
 	suite_add_tcase(s, body);
 
