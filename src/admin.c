@@ -248,14 +248,6 @@ out:
 	return rc;
 }
 
-static const char *const class_names[] = {
-    [LIMIT_CLASS_AUTH] = "auth",
-    [LIMIT_CLASS_CHAT] = "chat",
-    [LIMIT_CLASS_READ] = "read",
-    [LIMIT_CLASS_LOGIN] = "login",
-};
-#define NCLASSES (sizeof class_names / sizeof class_names[0])
-
 static int cmd_ratelimit_stats(struct rl_table *t, const char *name)
 {
 	struct rl_stats st;
@@ -267,8 +259,8 @@ static int cmd_ratelimit_stats(struct rl_table *t, const char *name)
 	printf("evictions %llu, cas_retries %llu\n", (unsigned long long)st.evictions,
 	       (unsigned long long)st.cas_retries);
 	printf("%-6s %12s %12s %12s\n", "class", "checks", "rejected", "table_full");
-	for (size_t c = 0; c < NCLASSES; c++)
-		printf("%-6s %12llu %12llu %12llu\n", class_names[c],
+	for (size_t c = 0; c < LIMIT_CLASSES; c++)
+		printf("%-6s %12llu %12llu %12llu\n", limit_class_names[c],
 		       (unsigned long long)st.classes[c].checks,
 		       (unsigned long long)st.classes[c].rejected,
 		       (unsigned long long)st.classes[c].table_full);
@@ -286,11 +278,11 @@ static int cmd_ratelimit_reset(struct rl_table *t, const char *arg)
 
 	if (!colon)
 		return usage();
-	for (c = 0; c < NCLASSES; c++)
-		if (strlen(class_names[c]) == (size_t)(colon - arg) &&
-		    strncmp(arg, class_names[c], (size_t)(colon - arg)) == 0)
+	for (c = 0; c < LIMIT_CLASSES; c++)
+		if (strlen(limit_class_names[c]) == (size_t)(colon - arg) &&
+		    strncmp(arg, limit_class_names[c], (size_t)(colon - arg)) == 0)
 			break;
-	if (c == NCLASSES) {
+	if (c == LIMIT_CLASSES) {
 		fprintf(stderr, "ratelimit: unknown class in %s\n", arg);
 		return 64;
 	}
@@ -308,7 +300,8 @@ static int cmd_ratelimit_reset(struct rl_table *t, const char *arg)
 		fprintf(stderr, "ratelimit: cannot reset %s\n", arg);
 		return 1;
 	}
-	printf("reset %s:%s (%d entr%s cleared)\n", class_names[c], key, n, n == 1 ? "y" : "ies");
+	printf("reset %s:%s (%d entr%s cleared)\n", limit_class_names[c], key, n,
+	       n == 1 ? "y" : "ies");
 	return 0;
 }
 

@@ -27,8 +27,6 @@ static const uint64_t bucket_us[] = {1000,   2500,   5000,   10000,   25000,  50
                                      100000, 250000, 500000, 1000000, 2500000};
 #define NBUCKETS (sizeof bucket_us / sizeof bucket_us[0])
 
-static const char *const limit_class_names[] = {"auth", "chat", "read", "login"};
-
 struct metrics_shm {
 	_Atomic uint32_t layout; /* 0 until the first worker stamps it */
 	uint32_t max_routes;
@@ -177,7 +175,7 @@ static void render_rate_limits(struct rl_table *rl, FILE *f)
 	fputs("# HELP chat_rate_limit_rejections_total Requests refused by the rate limiter.\n"
 	      "# TYPE chat_rate_limit_rejections_total counter\n",
 	      f);
-	for (size_t c = 0; c < sizeof limit_class_names / sizeof limit_class_names[0]; c++)
+	for (size_t c = 0; c < LIMIT_CLASSES; c++)
 		fprintf(f, "chat_rate_limit_rejections_total{class=\"%s\"} %llu\n",
 		        limit_class_names[c], (unsigned long long)st.classes[c].rejected);
 	fprintf(

@@ -21,6 +21,15 @@
 #include "reply.h"
 #include "router.h"
 
+_Static_assert(LIMIT_CLASSES <= RL_MAX_CLASSES, "every class has its counters in the table");
+
+const char *const limit_class_names[LIMIT_CLASSES] = {
+    [LIMIT_CLASS_AUTH] = "auth",
+    [LIMIT_CLASS_CHAT] = "chat",
+    [LIMIT_CLASS_READ] = "read",
+    [LIMIT_CLASS_LOGIN] = "login",
+};
+
 static int read_body(struct worker *w, const struct route *route, struct request *req,
                      struct response *res, http_read_fn read_fn, void *ctx)
 {

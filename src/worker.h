@@ -28,7 +28,11 @@ enum limit_class {
 	LIMIT_CLASS_CHAT = 1,  /* by user id */
 	LIMIT_CLASS_READ = 2,  /* by user id */
 	LIMIT_CLASS_LOGIN = 3, /* login, by lower-cased email, auth policy */
+	LIMIT_CLASSES
 };
+
+/* Their names in metrics labels and chat-admin arguments. */
+extern const char *const limit_class_names[LIMIT_CLASSES];
 
 /*
  * Count one request of `key` in `class` against `policy` in the shared
