@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,15 +66,12 @@ static void line_emit(struct json_object *o)
 	size_t len;
 	const char *s = json_object_to_json_string_length(
 	    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-	char buf[4096];
+	struct iovec line[2] = {{(void *)s, len}, {"\n", 1}};
 
-	if (len + 1 <= sizeof buf) {
-		memcpy(buf, s, len);
-		buf[len] = '\n';
-		/* Best effort: a full pipe must not stop the worker. */
-		if (write(STDERR_FILENO, buf, len + 1) < 0)
-			(void)0;
-	}
+	/* One system call per line, whatever its length.  Best effort: a full
+	 * pipe must not stop the worker. */
+	if (writev(STDERR_FILENO, line, 2) < 0)
+		(void)0;
 	json_object_put(o);
 }
 

@@ -1,7 +1,7 @@
 /*
  * log: one JSON object per line on stderr (SPEC §6).
  *
- * Each line is built whole and written with a single write(2), so lines of
+ * Each line is built whole and written with a single writev(2), so lines of
  * concurrent workers sharing the web server's stderr never interleave.  Only
  * fields chosen here are logged: never a body, a header value, a password, a
  * hash or a token.  The threshold is set once at start-up.
