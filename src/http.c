@@ -7,7 +7,6 @@
  * database is done here, before a handler runs.
  */
 #include "http.h"
-#include "utf8.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -20,8 +19,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-/* Nesting deeper than any request we accept needs; bounds json-c's stack. */
-#define JSON_MAX_DEPTH 8
+#include "jsonin.h"
 
 static const char *param_get(char *const *params, const char *name)
 {
@@ -235,140 +233,35 @@ bool http_content_type_is(const struct request *req, const char *type)
 	return *ct == '\0' || *ct == ';';
 }
 
-/*
- * json-c 0.16 is laxer than RFC 8259 even with JSON_TOKENER_STRICT |
- * JSON_TOKENER_VALIDATE_UTF8: it takes overlong forms, surrogates and code
- * points past U+10FFFF, NaN/Infinity, single-quoted strings and raw control
- * characters inside strings.  So the text is checked first: strict UTF-8
- * throughout, no byte below 0x20 inside a string, and outside strings only
- * the bytes the JSON grammar uses.
- *
- * Value of the four hex digits at p, or -1.
- */
-static long hex4(const unsigned char *p, const unsigned char *end)
-{
-	long v = 0;
-
-	if (end - p < 4)
-		return -1;
-	for (int i = 0; i < 4; i++) {
-		int d = OPENSSL_hexchar2int(p[i]);
-		if (d < 0)
-			return -1;
-		v = v * 16 + d;
-	}
-	return v;
-}
-
-/* After "\u" at p: how many bytes the escape still spans (4, or 10 for a
- * surrogate pair such as "\ud83d\ude00"), or -1 for a lone UTF-16 surrogate,
- * which json-c would store as U+FFFD, silently changing the text.  Bad hex
- * is left to json-c, which refuses it. */
-static int unicode_escape_len(const unsigned char *p, const unsigned char *end)
-{
-	long u = hex4(p, end), low;
-
-	if (u < 0)
-		return 0;
-	if (u >= 0xDC00 && u <= 0xDFFF)
-		return -1;
-	if (u < 0xD800 || u > 0xDBFF)
-		return 4;
-	if (end - p < 10 || p[4] != '\\' || p[5] != 'u')
-		return -1;
-	low = hex4(p + 6, end);
-	return low >= 0xDC00 && low <= 0xDFFF ? 10 : -1;
-}
-
-static const char *json_prescan(const char *body, size_t n)
-{
-	const unsigned char *p = (const unsigned char *)body, *end = p + n;
-	bool in_string = false, escaped = false;
-	unsigned cp;
-
-	while (p < end) {
-		int step = utf8_decode(p, end, &cp);
-
-		if (step < 0)
-			return "request body is not valid UTF-8";
-		if (in_string) {
-			if (cp < 0x20)
-				return "request body is not valid JSON";
-			if (escaped) {
-				escaped = false;
-				if (cp == 'u') {
-					int skip = unicode_escape_len(p + 1, end);
-					if (skip < 0)
-						return "request body is not valid UTF-8";
-					p += skip;
-				}
-			} else if (cp == '\\')
-				escaped = true;
-			else if (cp == '"')
-				in_string = false;
-		} else if (cp == '"') {
-			in_string = true;
-		} else if (cp >= 0x80 || !strchr(" \t\r\n{}[]:,-+.0123456789eEtrufalsn", (int)cp)) {
-			return "request body is not valid JSON";
-		}
-		p += step;
-	}
-	return NULL;
-}
-
 int http_parse_json_object(struct request *req, const char **detail)
 {
-	struct json_tokener *tok;
-	struct json_object *obj;
-	enum json_tokener_error err;
-	size_t end;
-
-	if (req->body_len == 0) {
+	switch (jsonin_parse_object(req->body, req->body_len, &req->json)) {
+	case JSONIN_OK:
+		*detail = NULL;
+		return 0;
+	case JSONIN_EMPTY:
 		*detail = "request body is empty";
-		return -1;
-	}
-	/* A raw NUL would end json-c's view of the input early. */
-	if (memchr(req->body, '\0', req->body_len)) {
+		break;
+	case JSONIN_NUL:
 		*detail = "request body contains a NUL byte";
-		return -1;
-	}
-	*detail = json_prescan(req->body, req->body_len);
-	if (*detail)
-		return -1;
-	tok = json_tokener_new_ex(JSON_MAX_DEPTH);
-	if (!tok) {
-		*detail = "out of memory";
-		return -1;
-	}
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	/* Length includes the terminating NUL so the tokener sees end of input. */
-	obj = json_tokener_parse_ex(tok, req->body, (int)req->body_len + 1);
-	err = json_tokener_get_error(tok);
-	end = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-	if (!obj || err != json_tokener_success) {
-		if (obj)
-			json_object_put(obj);
-		*detail = err == json_tokener_error_parse_utf8_string
-		              ? "request body is not valid UTF-8"
-		              : "request body is not valid JSON";
-		return -1;
-	}
-	for (; end < req->body_len; end++) {
-		char c = req->body[end];
-		if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
-			json_object_put(obj);
-			*detail = "request body has data after the JSON value";
-			return -1;
-		}
-	}
-	if (!json_object_is_type(obj, json_type_object)) {
-		json_object_put(obj);
+		break;
+	case JSONIN_NOT_UTF8:
+		*detail = "request body is not valid UTF-8";
+		break;
+	case JSONIN_TRAILING:
+		*detail = "request body has data after the JSON value";
+		break;
+	case JSONIN_NOT_OBJECT:
 		*detail = "request body must be a JSON object";
-		return -1;
+		break;
+	case JSONIN_NO_MEMORY:
+		*detail = "out of memory";
+		break;
+	default:
+		*detail = "request body is not valid JSON";
+		break;
 	}
-	req->json = obj;
-	return 0;
+	return -1;
 }
 
 /* Percent-decode (and '+' → space) src[0..n) into a new string. */
@@ -396,6 +289,11 @@ static char *form_decode(const char *src, size_t n, size_t *out_len)
 			}
 			out[o++] = (char)(hi * 16 + lo);
 			i += 2;
+		} else if (src[i] == '\0') {
+			/* Raw or escaped, a NUL would cut the C string a handler
+			 * passes on. */
+			free(out);
+			return NULL;
 		} else {
 			out[o++] = src[i];
 		}

@@ -15,67 +15,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "auth.h"
-#include "chat.h"
 #include "config.h"
-#include "health.h"
 #include "log.h"
-#include "metrics.h"
-#include "ratelimit.h"
-#include "reply.h"
+#include "serve.h"
 #include "worker.h"
 
 extern char **environ;
-
-static ssize_t fcgi_read(void *ctx, char *buf, size_t n)
-{
-	int want = n > 65536 ? 65536 : (int)n;
-	int got = FCGX_GetStr(buf, want, (FCGX_Stream *)ctx);
-
-	if (got < 0)
-		return -1;
-	return got;
-}
-
-/* struct db counts per worker; the shared counters take the deltas. */
-static void report_db_counters(struct worker *w)
-{
-	uint64_t now[3] = {w->db.connects, w->db.connect_failures, w->db.errors};
-
-	metrics_add_db(w->metrics, now[0] - w->db_reported[0], now[1] - w->db_reported[1],
-	               now[2] - w->db_reported[2]);
-	memcpy(w->db_reported, now, sizeof now);
-}
-
-/* Serves one request.  Returns whether its whole body (if any) was read. */
-static bool serve_one(struct worker *w, FCGX_Request *fr)
-{
-	struct request req;
-	struct response res;
-	uint64_t started = db_now_ns(), elapsed;
-	char *out = NULL;
-	size_t out_len = 0;
-	bool body_read = false;
-
-	http_response_init(&res);
-	if (http_request_init(&req, fr->envp) != 0) {
-		reply_internal(&res);
-	} else {
-		worker_handle(w, &req, &res, fcgi_read, fr->in);
-		body_read = http_body_read_whole(&req);
-	}
-	if (http_format_response(&req, &res, &out, &out_len) == 0) {
-		FCGX_PutStr(out, (int)out_len, fr->out);
-		free(out);
-	}
-	elapsed = db_now_ns() - started;
-	log_request(&req, res.status, elapsed);
-	metrics_record(w->metrics, req.route_index, res.status, elapsed);
-	report_db_counters(w);
-	http_response_free(&res);
-	http_request_free(&req);
-	return body_read;
-}
 
 /*
  * libfcgi ends a connection with a lingering close: shutdown, then wait (up
@@ -120,29 +65,11 @@ static void install_stop_handler(void)
 	sigaction(SIGINT, &sa, NULL);
 }
 
-static int register_statements(struct worker *w)
-{
-	size_t n;
-	const struct db_statement *s;
-
-	s = health_statements(&n);
-	if (db_add_statements(&w->db, s, n) != 0)
-		return -1;
-	s = auth_statements(&n);
-	if (db_add_statements(&w->db, s, n) != 0)
-		return -1;
-	s = chat_statements(&n);
-	if (db_add_statements(&w->db, s, n) != 0)
-		return -1;
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	static struct worker w; /* the one per-process context */
-	struct config_problems problems = {0};
 	FCGX_Request fr;
-	char err[RL_ERR_LEN];
+	int status;
 
 	(void)argv;
 	/* First: FCGX_Init installs the SIGPIPE handler a vanished client
@@ -154,15 +81,9 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	install_stop_handler();
-	if (config_load(&w.cfg, environ, &problems) != 0) {
-		log_event(LOG_LEVEL_ERROR, "config", "%s%s",
-		          problems.count ? problems.lines[0] : "configuration could not be loaded",
-		          problems.count > 1 ? " (and more: run chat-admin check-config)" : "");
-		config_problems_free(&problems);
-		config_free(&w.cfg);
-		return CONFIG_EXIT_STATUS;
-	}
-	log_set_threshold(w.cfg.log_level);
+	status = worker_configure(&w, environ);
+	if (status != 0)
+		return status;
 	/* After the config check, so running the binary by hand validates the
 	 * environment it would serve with. */
 	if (argc > 1 || FCGX_IsCGI()) {
@@ -173,33 +94,18 @@ int main(int argc, char **argv)
 		config_free(&w.cfg);
 		return 64;
 	}
-	if (rl_open(w.cfg.rate_limit_shm, w.cfg.rate_limit_slots, &w.rl, err, sizeof err) != 0) {
-		log_event(LOG_LEVEL_ERROR, "start", "rate-limit table: %s", err);
-		config_free(&w.cfg);
-		return CONFIG_EXIT_STATUS;
-	}
-	if (metrics_attach(w.rl, &w.metrics, err, sizeof err) != 0) {
-		log_event(LOG_LEVEL_ERROR, "start", "%s", err);
-		rl_close(w.rl);
-		config_free(&w.cfg);
-		return CONFIG_EXIT_STATUS;
-	}
-	db_init(&w.db, &w.cfg);
-	if (register_statements(&w) != 0 || auth_init(&w) != 0) {
-		log_event(LOG_LEVEL_ERROR, "start", "initialisation failed");
-		return 1;
-	}
+	status = worker_open(&w);
+	if (status != 0)
+		return status;
 	log_event(LOG_LEVEL_INFO, "start", "worker ready (mode %s)", config_mode_name(w.cfg.mode));
 
 	FCGX_InitRequest(&fr, 0, 0);
 	while (FCGX_Accept_r(&fr) >= 0) {
-		if (serve_one(&w, &fr))
+		if (serve_request(&w, fr.envp, fr.in, fr.out))
 			close_at_once_if_drained(&fr);
 		FCGX_Finish_r(&fr);
 	}
 	log_event(LOG_LEVEL_INFO, "stop", "worker stopping");
-	db_close(&w.db);
-	rl_close(w.rl);
-	config_free(&w.cfg);
+	worker_close(&w);
 	return 0;
 }

@@ -29,6 +29,7 @@
 #include <openssl/rand.h>
 
 #include "http.h" /* http_parse_id */
+#include "jsonin.h"
 
 /* HS256 is HMAC-SHA-256 untruncated (RFC 7518 §3.2): 32 bytes, 43 chars. */
 #define MAC_LEN     32
@@ -38,10 +39,6 @@
  * and what that decodes to. */
 #define B64_BUF (TOKEN_MAX_LEN + 4)
 #define RAW_BUF (B64_BUF / 4 * 3)
-
-/* Our header and payload are flat objects; depth 8 leaves room without
- * letting a hostile header recurse. */
-#define JSON_MAX_DEPTH 8
 
 #define JWT_HEADER_ALG "HS256"
 #define JWT_HEADER_TYP "JWT"
@@ -139,28 +136,13 @@ out:
 	return ret;
 }
 
-/* Strict json-c parse of exactly len bytes into an object, or NULL. */
+/* The header or payload as an object, under the rules every untrusted
+ * JSON text meets (jsonin.h); NULL if it breaks one. */
 static struct json_object *parse_object(const unsigned char *buf, size_t len)
 {
-	struct json_tokener *tok = NULL;
 	struct json_object *obj = NULL;
 
-	if (len > INT_MAX)
-		return NULL;
-	tok = json_tokener_new_ex(JSON_MAX_DEPTH);
-	if (tok == NULL)
-		return NULL;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	obj = json_tokener_parse_ex(tok, (const char *)buf, (int)len);
-	/* parse_ex stops after the first complete value (or at a NUL), so a
-	 * short parse end means something trails it. */
-	if (obj == NULL || json_tokener_get_error(tok) != json_tokener_success ||
-	    json_tokener_get_parse_end(tok) != len || !json_object_is_type(obj, json_type_object)) {
-		json_object_put(obj);
-		obj = NULL;
-	}
-	json_tokener_free(tok);
-	return obj;
+	return jsonin_parse_object((const char *)buf, len, &obj) == JSONIN_OK ? obj : NULL;
 }
 
 /* The string value of key in obj, or NULL when absent or not a string. */

@@ -15,8 +15,9 @@
  *     in particular nothing ever fetches or selects a key from the token;
  *   - the 32-byte MAC compared in constant time, before the payload is
  *     even parsed;
- *   - JSON parsed strictly (json-c strict mode, UTF-8 checked, depth 8,
- *     only whitespace after the value) and required to be an object;
+ *   - header and payload parsed by jsonin, the same strict parser as
+ *     request bodies (strict UTF-8, no raw control characters, depth 8,
+ *     one object and only white space after it);
  *   - every claim we issue is required: sub a positive decimal int64 as a
  *     string, iat and exp JSON integers, jti 1..TOKEN_JTI_MAX characters of
  *     [A-Za-z0-9_-]; a token is expired from the second now == exp.

@@ -15,7 +15,10 @@
 #include <string.h>
 
 #include "auth.h"
+#include "chat.h"
+#include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "netaddr.h"
 #include "ratelimit.h"
 #include "reply.h"
@@ -29,6 +32,69 @@ const char *const limit_class_names[LIMIT_CLASSES] = {
     [LIMIT_CLASS_READ] = "read",
     [LIMIT_CLASS_LOGIN] = "login",
 };
+
+int worker_configure(struct worker *w, char *const *envp)
+{
+	struct config_problems problems = {0};
+
+	if (config_load(&w->cfg, envp, &problems) != 0) {
+		log_event(LOG_LEVEL_ERROR, "config", "%s%s",
+		          problems.count ? problems.lines[0] : "configuration could not be loaded",
+		          problems.count > 1 ? " (and more: run chat-admin check-config)" : "");
+		config_problems_free(&problems);
+		config_free(&w->cfg);
+		return CONFIG_EXIT_STATUS;
+	}
+	log_set_threshold(w->cfg.log_level);
+	return 0;
+}
+
+static int register_statements(struct worker *w)
+{
+	const struct db_statement *(*const sets[])(size_t *) = {health_statements, auth_statements,
+	                                                        chat_statements};
+
+	for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
+		size_t n;
+		const struct db_statement *s = sets[i](&n);
+		if (db_add_statements(&w->db, s, n) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+int worker_open(struct worker *w)
+{
+	char err[RL_ERR_LEN];
+
+	if (rl_open(w->cfg.rate_limit_shm, w->cfg.rate_limit_slots, &w->rl, err, sizeof err) != 0) {
+		log_event(LOG_LEVEL_ERROR, "start", "rate-limit table: %s", err);
+		config_free(&w->cfg);
+		return CONFIG_EXIT_STATUS;
+	}
+	if (metrics_attach(w->rl, &w->metrics, err, sizeof err) != 0) {
+		log_event(LOG_LEVEL_ERROR, "start", "%s", err);
+		rl_close(w->rl);
+		config_free(&w->cfg);
+		return CONFIG_EXIT_STATUS;
+	}
+	db_init(&w->db, &w->cfg);
+	if (register_statements(w) != 0 || auth_init(w) != 0) {
+		log_event(LOG_LEVEL_ERROR, "start", "initialisation failed");
+		worker_close(w);
+		return 1;
+	}
+	return 0;
+}
+
+void worker_close(struct worker *w)
+{
+	db_close(&w->db);
+	rl_close(w->rl);
+	w->rl = NULL;
+	w->metrics = NULL;
+	config_free(&w->cfg);
+}
 
 static int read_body(struct worker *w, const struct route *route, struct request *req,
                      struct response *res, http_read_fn read_fn, void *ctx)

@@ -43,6 +43,21 @@ extern const char *const limit_class_names[LIMIT_CLASSES];
 int worker_rate_limit(struct worker *w, struct request *req, struct response *res,
                       enum limit_class class, const struct rate_policy *policy, const char *key);
 
+/*
+ * Start-up, in two steps so that a worker run by hand can check its
+ * configuration without touching the shared segment.  Each returns 0, or
+ * the exit status to stop with (CONFIG_EXIT_STATUS for a configuration or
+ * segment problem) after logging why.
+ *
+ * worker_configure: the configuration from envp, and the log threshold.
+ * worker_open: the shared segment and its metrics, the statements every
+ * connection prepares, the dummy hash.  Opens no database connection.
+ */
+int worker_configure(struct worker *w, char *const *envp);
+int worker_open(struct worker *w);
+/* Close the database connection, unmap the segment, wipe the config. */
+void worker_close(struct worker *w);
+
 /* Run one request through the pipeline and leave the answer in *res.  The
  * body, when the route takes one, is read through read_fn. */
 void worker_handle(struct worker *w, struct request *req, struct response *res,

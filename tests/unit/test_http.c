@@ -724,6 +724,27 @@ START_TEST(form_escape_within_len)
 }
 END_TEST
 
+/* Found by fuzz_json: a raw NUL (not only %00) is malformed, as the
+ * contract says, instead of a value whose C string ends early. */
+START_TEST(form_raw_nul_is_malformed)
+{
+	char *v = (char *)1;
+	size_t n = 99;
+
+	ck_assert_int_eq(http_form_get("a=x\0y&b=2", 9, "a", &v, &n), -1);
+	ck_assert_ptr_null(v);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(http_form_get("password=us\x01\0m", 15, "password", &v, &n), -1);
+	ck_assert_ptr_null(v);
+	/* in a name, too: the pair cannot be told apart from another */
+	ck_assert_int_eq(http_form_get("a\0b=1&c=2", 9, "c", &v, &n), -1);
+	/* a NUL past len is not part of the form */
+	ck_assert_int_eq(http_form_get("a=xy\0", 4, "a", &v, &n), 1);
+	ck_assert_str_eq(v, "xy");
+	free(v);
+}
+END_TEST
+
 static const char *const bad_forms[] = {
     "a=1&a=2", "a=1&b=0&a=1", "a=%G1", "a=%4", "a=%", "a=%00", "a=x%00y", "a=%4g",
 };
@@ -1017,6 +1038,7 @@ static Suite *http_suite(void)
 	tcase_add_test(frm, form_missing);
 	tcase_add_test(frm, form_empty_values);
 	tcase_add_test(frm, form_escape_within_len);
+	tcase_add_test(frm, form_raw_nul_is_malformed);
 	tcase_add_loop_test(frm, form_malformed, 0, N(bad_forms));
 	suite_add_tcase(s, frm);
 

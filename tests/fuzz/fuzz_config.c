@@ -1,0 +1,249 @@
+/*
+ * fuzz_config: the configuration loader, over an environment built from
+ * the input.
+ *
+ * Each input line is one "NAME=value" entry of the environment.  A value of
+ * a NAME_FILE variable becomes the content of an in-memory file (memfd)
+ * whose /proc/self/fd path is what the loader gets, so the secret-file
+ * reader runs too; "\n" (backslash, n) in such a value is a newline.
+ *
+ * Invariants: success means no problem and a configuration that obeys the
+ * rules of its mode; failure means at least one problem; every problem
+ * line names a variable, is printable ASCII (a value can neither forge a
+ * line nor smuggle raw bytes), and never quotes a secret, not even its
+ * first 8 bytes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "config.h"
+#include "harness.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define MAX_VARS 48
+
+static const char *const secret_names[] = {"SECRET_KEY", "SECRET_KEY_PREVIOUS", "POSTGRES_PASSWORD",
+                                           "DATABASE_URL", NULL};
+
+struct env {
+	char *vars[MAX_VARS + 1];
+	size_t n;
+	int fds[MAX_VARS];
+	size_t nfds;
+	/* Secret values as given (inline or in a file), for the leak check. */
+	char *secrets[MAX_VARS];
+	size_t nsecrets;
+};
+
+static bool is_secret_name(const char *name, size_t n)
+{
+	for (const char *const *s = secret_names; *s; s++) {
+		size_t sn = strlen(*s);
+		if ((n == sn && memcmp(name, *s, n) == 0) ||
+		    (n == sn + 5 && memcmp(name, *s, sn) == 0 &&
+		     memcmp(name + sn, "_FILE", 5) == 0))
+			return true;
+	}
+	return false;
+}
+
+static char *must_dup(const char *s, size_t n)
+{
+	char *d = strndup(s, n);
+
+	if (!d)
+		fuzz_fail("out of memory");
+	return d;
+}
+
+/* NAME_FILE=value: value (with "\n" unescaped) into a memfd. */
+static char *file_var(struct env *e, const char *line, size_t name_len, const char *value)
+{
+	char *content = must_dup(value, strlen(value)), *o = content, path[64], *var;
+	int fd;
+
+	for (const char *v = value; *v; v++) {
+		if (v[0] == '\\' && v[1] == 'n') {
+			*o++ = '\n';
+			v++;
+		} else {
+			*o++ = *v;
+		}
+	}
+	*o = '\0';
+	fd = memfd_create("fuzz-secret", MFD_CLOEXEC);
+	if (fd < 0 || write(fd, content, (size_t)(o - content)) != o - content)
+		fuzz_fail("memfd");
+	e->fds[e->nfds++] = fd;
+	if (is_secret_name(line, name_len))
+		e->secrets[e->nsecrets++] = content;
+	else
+		free(content);
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	var = malloc(name_len + 1 + strlen(path) + 1);
+	if (!var)
+		fuzz_fail("out of memory");
+	memcpy(var, line, name_len + 1);
+	strcpy(var + name_len + 1, path);
+	return var;
+}
+
+static void build_env(const uint8_t *data, size_t size, struct env *e)
+{
+	const uint8_t *p = data, *end = data + size;
+
+	memset(e, 0, sizeof *e);
+	while (p < end && e->n < MAX_VARS) {
+		const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
+		char *line = must_dup((const char *)p, (size_t)((nl ? nl : end) - p));
+		char *eq = strchr(line, '=');
+		size_t name_len = eq ? (size_t)(eq - line) : 0;
+
+		p = nl ? nl + 1 : end;
+		if (eq && name_len > 5 && memcmp(eq - 5, "_FILE", 5) == 0) {
+			e->vars[e->n++] = file_var(e, line, name_len, eq + 1);
+			free(line);
+			continue;
+		}
+		if (eq && is_secret_name(line, name_len))
+			e->secrets[e->nsecrets++] = must_dup(eq + 1, strlen(eq + 1));
+		e->vars[e->n++] = line;
+	}
+	e->vars[e->n] = NULL;
+}
+
+static void free_env(struct env *e)
+{
+	for (size_t i = 0; i < e->n; i++)
+		free(e->vars[i]);
+	for (size_t i = 0; i < e->nfds; i++)
+		close(e->fds[i]);
+	for (size_t i = 0; i < e->nsecrets; i++)
+		free(e->secrets[i]);
+}
+
+/* Bytes a problem line can only hold if a value went in unquoted: none of
+ * them occurs in the loader's fixed texts or in strerror(). */
+static bool has_marker(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strchr("!#$&*+=?@^`{|}~<>", s[i]) && s[i])
+			return true;
+	return false;
+}
+
+static bool in_other_values(const struct env *e, const char *needle, size_t n)
+{
+	for (size_t i = 0; i < e->n; i++) {
+		const char *eq = strchr(e->vars[i], '=');
+		if (eq && !is_secret_name(e->vars[i], (size_t)(eq - e->vars[i])) &&
+		    memmem(eq + 1, strlen(eq + 1), needle, n))
+			return true;
+	}
+	return false;
+}
+
+static void check_problems(const struct env *e, const struct config_problems *p)
+{
+	for (size_t i = 0; i < p->count; i++) {
+		const char *l = p->lines[i];
+		size_t name = strspn(l, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_");
+		if (name == 0 || l[name] != ':')
+			fuzz_fail("problem line does not start with a variable: %s", l);
+		for (const char *c = l; *c; c++)
+			if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+				fuzz_fail("raw byte 0x%02x in a problem line", (unsigned char)*c);
+		for (size_t s = 0; s < e->nsecrets; s++) {
+			const char *v = e->secrets[s];
+			if (strlen(v) >= 8 && has_marker(v, 8) && !in_other_values(e, v, 8) &&
+			    memmem(l, strlen(l), v, 8))
+				fuzz_fail("a secret's first bytes in a problem line: %s", l);
+		}
+	}
+}
+
+static size_t distinct_bytes(const struct secret *s)
+{
+	bool seen[256] = {false};
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->len; i++)
+		if (!seen[(unsigned char)s->bytes[i]]++)
+			n++;
+	return n;
+}
+
+static void check_config(const struct config *c)
+{
+	bool strict = c->mode != APP_MODE_DEV;
+	const char *m = c->pg_sslmode;
+
+	if (!c->secret_key.bytes || c->secret_key.len == 0)
+		fuzz_fail("accepted without SECRET_KEY");
+	if (c->secret_key_previous.len == c->secret_key.len &&
+	    CRYPTO_memcmp(c->secret_key_previous.bytes, c->secret_key.bytes, c->secret_key.len) ==
+	        0)
+		fuzz_fail("accepted with SECRET_KEY_PREVIOUS equal to SECRET_KEY");
+	if (!m)
+		fuzz_fail("accepted without an sslmode");
+	if (strict) {
+		if (c->secret_key.len < 32 || distinct_bytes(&c->secret_key) < 10)
+			fuzz_fail("weak SECRET_KEY accepted in TEST/PROD");
+		if (strcmp(m, "require") != 0 && strcmp(m, "verify-ca") != 0 &&
+		    strcmp(m, "verify-full") != 0)
+			fuzz_fail("sslmode %s accepted in TEST/PROD", m);
+		if (!c->database_url.bytes && c->pg_password.len < 16)
+			fuzz_fail("short database password accepted in TEST/PROD");
+	}
+	if (c->mode == APP_MODE_PROD && c->scrypt_log2_n < 14)
+		fuzz_fail("SCRYPT_N %u accepted in PROD", c->scrypt_log2_n);
+	if (c->max_body_bytes < 1024 || c->max_body_bytes > 16777216 || c->db_timeout_ms < 100 ||
+	    c->db_timeout_ms > 600000 || c->access_token_ttl < 60 || c->access_token_ttl > 2592000)
+		fuzz_fail("a number out of its range accepted");
+}
+
+/* As the loader looks a name up: the first entry "NAME=" wins. */
+static bool has_var(const struct env *e, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (size_t i = 0; i < e->n; i++)
+		if (strncmp(e->vars[i], name, n) == 0 && e->vars[i][n] == '=')
+			return true;
+	return false;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct env e;
+	struct config cfg;
+	struct config_problems problems = {0};
+	int r;
+
+	build_env(data, size, &e);
+	memset(&cfg, 0, sizeof cfg);
+	r = config_load(&cfg, e.vars, &problems);
+	if (r == 0 && problems.count != 0)
+		fuzz_fail("accepted with %zu problems", problems.count);
+	if (r != 0 && problems.count == 0)
+		fuzz_fail("refused without a problem");
+	check_problems(&e, &problems);
+	if (r == 0) {
+		check_config(&cfg);
+		if ((has_var(&e, "DATABASE_URL") || has_var(&e, "DATABASE_URL_FILE")) &&
+		    (has_var(&e, "POSTGRES_HOST") || has_var(&e, "POSTGRES_PORT") ||
+		     has_var(&e, "POSTGRES_DB") || has_var(&e, "POSTGRES_USER") ||
+		     has_var(&e, "POSTGRES_PASSWORD") || has_var(&e, "POSTGRES_PASSWORD_FILE")))
+			fuzz_fail("accepted with both DATABASE_URL and POSTGRES_* parts");
+	}
+	config_problems_free(&problems);
+	config_free(&cfg);
+	free_env(&e);
+	return 0;
+}
