@@ -9,6 +9,7 @@ PACKAGES=(
 	lighttpd postgresql postgresql-contrib openssl curl jq ca-certificates
 	apache2 libapache2-mod-fcgid
 	clang-format cppcheck valgrind wrk
+	clang libclang-rt-14-dev llvm
 	prometheus
 )
 

@@ -4,8 +4,10 @@
 #   2. formatting (clang-format) and static analysis (cppcheck);
 #   3. -Wall -Wextra -Werror build, `make check` (unit + end-to-end);
 #   4. the same under AddressSanitizer + UndefinedBehaviorSanitizer;
-#   5. unit tests under valgrind;
-#   6. `make distcheck` (the tarball builds and passes its tests).
+#   5. the fuzz targets (clang, libFuzzer + ASan/UBSan): every committed
+#      input replayed, then each target fuzzed for a short, bounded time;
+#   6. unit tests under valgrind;
+#   7. `make distcheck` (the tarball builds and passes its tests).
 # End-to-end tests start their own PostgreSQL and lighttpd; nothing needs
 # to be running.  Works as root or as a user with sudo.
 set -euo pipefail
@@ -18,9 +20,9 @@ step "dependencies"
 scripts/install-deps.sh
 
 step "format and static analysis"
-clang-format --dry-run --Werror $(find src tests/unit bench -name "*.[ch]")
+clang-format --dry-run --Werror $(find src tests/unit tests/fuzz bench -name "*.[ch]")
 cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
-	--suppress=missingIncludeSystem --inline-suppr -Isrc src tests/unit bench
+	--suppress=missingIncludeSystem --inline-suppr -Isrc src tests/unit tests/fuzz bench
 
 step "build with -Werror"
 autoreconf -fi >/dev/null 2>&1
@@ -37,6 +39,10 @@ run_check _build/werror --enable-werror
 step "sanitizers (ASan + UBSan)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	run_check _build/asan --enable-werror --enable-sanitizers
+
+step "fuzz targets: replay the corpus, then ${FUZZ_SECONDS:-20} s each"
+rm -rf _build/fuzz
+tests/fuzz/check.sh _build/fuzz "${FUZZ_SECONDS:-20}"
 
 step "unit tests under valgrind"
 for t in _build/werror/tests/unit/test_*; do

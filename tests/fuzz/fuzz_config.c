@@ -36,8 +36,10 @@ struct env {
 	size_t n;
 	int fds[MAX_VARS];
 	size_t nfds;
-	/* Secret values as given (inline or in a file), for the leak check. */
+	/* Secret values as given (inline or in a file), for the leak check,
+	 * and the entry each came from (-1: a file). */
 	char *secrets[MAX_VARS];
+	int secret_from[MAX_VARS];
 	size_t nsecrets;
 };
 
@@ -81,9 +83,10 @@ static char *file_var(struct env *e, const char *line, size_t name_len, const ch
 	if (fd < 0 || write(fd, content, (size_t)(o - content)) != o - content)
 		fuzz_fail("memfd");
 	e->fds[e->nfds++] = fd;
-	if (is_secret_name(line, name_len))
+	if (is_secret_name(line, name_len)) {
+		e->secret_from[e->nsecrets] = -1;
 		e->secrets[e->nsecrets++] = content;
-	else
+	} else
 		free(content);
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
 	var = malloc(name_len + 1 + strlen(path) + 1);
@@ -111,8 +114,10 @@ static void build_env(const uint8_t *data, size_t size, struct env *e)
 			free(line);
 			continue;
 		}
-		if (eq && is_secret_name(line, name_len))
+		if (eq && is_secret_name(line, name_len)) {
+			e->secret_from[e->nsecrets] = (int)e->n;
 			e->secrets[e->nsecrets++] = must_dup(eq + 1, strlen(eq + 1));
+		}
 		e->vars[e->n++] = line;
 	}
 	e->vars[e->n] = NULL;
@@ -138,12 +143,13 @@ static bool has_marker(const char *s, size_t n)
 	return false;
 }
 
-static bool in_other_values(const struct env *e, const char *needle, size_t n)
+/* Does needle occur in the value of an entry other than `own`?  Then a
+ * problem line may quote it from there: the operator wrote it twice. */
+static bool in_other_values(const struct env *e, int own, const char *needle, size_t n)
 {
 	for (size_t i = 0; i < e->n; i++) {
 		const char *eq = strchr(e->vars[i], '=');
-		if (eq && !is_secret_name(e->vars[i], (size_t)(eq - e->vars[i])) &&
-		    memmem(eq + 1, strlen(eq + 1), needle, n))
+		if ((int)i != own && eq && memmem(eq + 1, strlen(eq + 1), needle, n))
 			return true;
 	}
 	return false;
@@ -161,7 +167,8 @@ static void check_problems(const struct env *e, const struct config_problems *p)
 				fuzz_fail("raw byte 0x%02x in a problem line", (unsigned char)*c);
 		for (size_t s = 0; s < e->nsecrets; s++) {
 			const char *v = e->secrets[s];
-			if (strlen(v) >= 8 && has_marker(v, 8) && !in_other_values(e, v, 8) &&
+			if (strlen(v) >= 8 && has_marker(v, 8) &&
+			    !in_other_values(e, e->secret_from[s], v, 8) &&
 			    memmem(l, strlen(l), v, 8))
 				fuzz_fail("a secret's first bytes in a problem line: %s", l);
 		}

@@ -115,7 +115,7 @@ static void parse_answer(const char *out, size_t len, struct answer *a)
 				fuzz_fail("header line with byte 0x%02x", (unsigned char)p[i]);
 		if (!memchr(p, ':', n))
 			fuzz_fail("header line without a colon");
-#define IS(h) (n > strlen(h) && strncmp(p, h, strlen(h)) == 0)
+#define IS(h) (n >= strlen(h) && strncmp(p, h, strlen(h)) == 0)
 		if (IS("X-Request-ID: "))
 			snprintf(a->request_id, sizeof a->request_id, "%.*s", (int)(n - 14),
 			         p + 14);
@@ -208,15 +208,20 @@ static void check_answer(const struct fuzz_request *r, const char *out, size_t l
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static int show_answers = -1;
 	struct worker *w = fuzz_worker(NULL);
 	struct fuzz_request r;
 	struct fuzz_reader in;
 	struct fuzz_writer out;
 
+	if (show_answers < 0)
+		show_answers = getenv("FUZZ_SHOW_ANSWER") != NULL;
 	fuzz_request_parse(data, size, &r);
 	fuzz_reader_init(&in, r.body, r.body_len, r.chunks, r.nchunks);
 	fuzz_writer_init(&out);
 	serve_request(w, r.params, &in.stream, &out.stream);
+	if (show_answers) /* FUZZ_SHOW_ANSWER=1: see what an input gets */
+		fwrite(out.buf, 1, fuzz_writer_len(&out), stdout), fflush(stdout);
 	check_answer(&r, (const char *)out.buf, fuzz_writer_len(&out));
 	fuzz_writer_free(&out);
 	fuzz_request_free(&r);
