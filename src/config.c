@@ -674,10 +674,11 @@ static void load_sslmode(struct loader *ld)
 			eff = ld->url_sslmode;
 			from = " (from DATABASE_URL)";
 		} else {
-			add_problem(ld,
-			            "DATABASE_URL: sslmode must be one of disable, allow, prefer, "
-			            "require, verify-ca, verify-full, got %s",
-			            quote(ld->url_sslmode, q, sizeof(q)));
+			/* Not quoted: it is part of a secret, and a missing space
+			 * ("sslmode=requirepassword=...") puts the password in it
+			 * (found by fuzz_config). */
+			add_problem(ld, "DATABASE_URL: its sslmode must be one of disable, allow, "
+			                "prefer, require, verify-ca, verify-full");
 		}
 	}
 	if (ld->strict && !sslmode_is_strong(eff))
@@ -692,14 +693,15 @@ static void load_sslrootcert(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
 	const char *path = env_get(ld->envp, "POSTGRES_SSLROOTCERT");
-	const char *from = "";
+	const char *shown;
+	bool from_url = false;
 	const char *mode = cfg->pg_sslmode;
 	char q[QUOTE_PATH];
 	struct stat st;
 
 	if (!path && ld->url_sslrootcert) {
 		path = ld->url_sslrootcert;
-		from = " (sslrootcert from DATABASE_URL)";
+		from_url = true;
 	}
 	if (!path) {
 		/* libpq would fall back to ~/.postgresql/root.crt, which
@@ -712,15 +714,14 @@ static void load_sslrootcert(struct loader *ld)
 			    mode);
 		return;
 	}
+	/* A path from DATABASE_URL is part of a secret: named, never quoted. */
+	shown = from_url ? "the sslrootcert of DATABASE_URL" : quote(path, q, sizeof(q));
 	if (stat(path, &st) != 0) {
-		add_problem(ld, "POSTGRES_SSLROOTCERT: cannot use %s%s: %s",
-		            quote(path, q, sizeof(q)), from, strerror(errno));
+		add_problem(ld, "POSTGRES_SSLROOTCERT: cannot use %s: %s", shown, strerror(errno));
 	} else if (!S_ISREG(st.st_mode)) {
-		add_problem(ld, "POSTGRES_SSLROOTCERT: %s%s is not a regular file",
-		            quote(path, q, sizeof(q)), from);
+		add_problem(ld, "POSTGRES_SSLROOTCERT: %s is not a regular file", shown);
 	} else if (access(path, R_OK) != 0) {
-		add_problem(ld, "POSTGRES_SSLROOTCERT: cannot read %s%s: %s",
-		            quote(path, q, sizeof(q)), from, strerror(errno));
+		add_problem(ld, "POSTGRES_SSLROOTCERT: cannot read %s: %s", shown, strerror(errno));
 	}
 	cfg->pg_sslrootcert = dup_str(ld, "POSTGRES_SSLROOTCERT", path);
 }

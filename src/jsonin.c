@@ -3,9 +3,10 @@
  *
  * json-c 0.16 is laxer than RFC 8259 even with JSON_TOKENER_STRICT |
  * JSON_TOKENER_VALIDATE_UTF8: it takes overlong forms, surrogates and code
- * points past U+10FFFF, NaN/Infinity, single-quoted strings and raw control
- * characters inside strings, and a NUL ends its view of the input early.  So
- * the text is pre-scanned first, then handed to json-c.
+ * points past U+10FFFF, NaN/Infinity, single-quoted strings, raw control
+ * characters inside strings and numbers such as "1." or "01", and a NUL ends
+ * its view of the input early.  So the text is pre-scanned first, then
+ * handed to json-c.
  */
 #include "jsonin.h"
 
@@ -54,6 +55,49 @@ static int unicode_escape_len(const unsigned char *p, const unsigned char *end)
 	return low >= 0xDC00 && low <= 0xDFFF ? 10 : -1;
 }
 
+static bool is_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* Length of the RFC 8259 number at p, or -1.  json-c 0.16 also takes
+ * "1.", "00", "-01" and "08e5", so numbers are checked here (found by
+ * fuzz_json against the grammar). */
+static long number_len(const unsigned char *p, const unsigned char *end)
+{
+	const unsigned char *q = p;
+
+	if (q < end && *q == '-')
+		q++;
+	if (q < end && *q == '0') {
+		q++;
+	} else if (q < end && *q >= '1' && *q <= '9') {
+		while (q < end && is_digit(*q))
+			q++;
+	} else {
+		return -1;
+	}
+	if (q < end && *q == '.') {
+		if (++q == end || !is_digit(*q))
+			return -1;
+		while (q < end && is_digit(*q))
+			q++;
+	}
+	if (q < end && (*q == 'e' || *q == 'E')) {
+		q++;
+		if (q < end && (*q == '+' || *q == '-'))
+			q++;
+		if (q == end || !is_digit(*q))
+			return -1;
+		while (q < end && is_digit(*q))
+			q++;
+	}
+	/* "01", "1.2.3", "1e5e5", "1-2": another number part right after. */
+	if (q < end && (is_digit(*q) || (*q && strchr(".eE+-", *q))))
+		return -1;
+	return q - p;
+}
+
 static enum jsonin_status prescan(const char *text, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)text, *end = p + n;
@@ -84,7 +128,13 @@ static enum jsonin_status prescan(const char *text, size_t n)
 				in_string = false;
 		} else if (cp == '"') {
 			in_string = true;
-		} else if (cp >= 0x80 || !strchr(" \t\r\n{}[]:,-+.0123456789eEtrufalsn", (int)cp)) {
+		} else if (cp == '-' || is_digit(*p)) {
+			long len = number_len(p, end);
+			if (len < 0)
+				return JSONIN_SYNTAX;
+			p += len;
+			continue;
+		} else if (cp >= 0x80 || !strchr(" \t\r\n{}[]:,truefalsn", (int)cp)) {
 			return JSONIN_SYNTAX;
 		}
 		p += step;

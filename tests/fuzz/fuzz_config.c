@@ -10,8 +10,8 @@
  * Invariants: success means no problem and a configuration that obeys the
  * rules of its mode; failure means at least one problem; every problem
  * line names a variable, is printable ASCII (a value can neither forge a
- * line nor smuggle raw bytes), and never quotes a secret, not even its
- * first 8 bytes.
+ * line nor smuggle raw bytes), and never quotes a secret, not even 8 bytes
+ * of it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,13 +143,41 @@ static bool has_marker(const char *s, size_t n)
 	return false;
 }
 
-/* Does needle occur in the value of an entry other than `own`?  Then a
- * problem line may quote it from there: the operator wrote it twice. */
+/* A value as a problem line quotes it: \xHH for quotes, backslashes and
+ * bytes outside printable ASCII. */
+static char *escaped(const char *v)
+{
+	char *out = malloc(4 * strlen(v) + 1), *o = out;
+
+	if (!out)
+		fuzz_fail("out of memory");
+	for (; *v; v++) {
+		unsigned char c = (unsigned char)*v;
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+			*o++ = (char)c;
+		else
+			o += sprintf(o, "\\x%02x", c);
+	}
+	*o = '\0';
+	return out;
+}
+
+/* Does needle occur in the value of an entry other than `own`, as written
+ * or as quoted?  Then a problem line may show it from there: the operator
+ * wrote those bytes twice. */
 static bool in_other_values(const struct env *e, int own, const char *needle, size_t n)
 {
 	for (size_t i = 0; i < e->n; i++) {
 		const char *eq = strchr(e->vars[i], '=');
-		if ((int)i != own && eq && memmem(eq + 1, strlen(eq + 1), needle, n))
+		char *q;
+		bool found;
+		if ((int)i == own || !eq)
+			continue;
+		q = escaped(eq + 1);
+		found =
+		    memmem(eq + 1, strlen(eq + 1), needle, n) || memmem(q, strlen(q), needle, n);
+		free(q);
+		if (found)
 			return true;
 	}
 	return false;
@@ -165,12 +193,18 @@ static void check_problems(const struct env *e, const struct config_problems *p)
 		for (const char *c = l; *c; c++)
 			if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
 				fuzz_fail("raw byte 0x%02x in a problem line", (unsigned char)*c);
+		/* Any 8 bytes of a secret, not only its start: a value glued to
+		 * a password ("sslmode=requirepassword=...") shows its middle. */
 		for (size_t s = 0; s < e->nsecrets; s++) {
 			const char *v = e->secrets[s];
-			if (strlen(v) >= 8 && has_marker(v, 8) &&
-			    !in_other_values(e, e->secret_from[s], v, 8) &&
-			    memmem(l, strlen(l), v, 8))
-				fuzz_fail("a secret's first bytes in a problem line: %s", l);
+			for (size_t k = 0; k + 8 <= strlen(v); k++)
+				if (has_marker(v + k, 8) &&
+				    !in_other_values(e, e->secret_from[s], v + k, 8) &&
+				    memmem(l, strlen(l), v + k, 8))
+					fuzz_fail(
+					    "bytes %zu.. of secret #%zu (\"%.8s\") in a problem "
+					    "line: %s",
+					    k, s, v + k, l);
 		}
 	}
 }

@@ -49,6 +49,14 @@ static char *b64url(const void *in, size_t n)
 	return out;
 }
 
+static const char b64url_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static int b64url_value(char c)
+{
+	return (int)(strchr(b64url_alphabet, c) - b64url_alphabet);
+}
+
 /* Sign header.payload (raw JSON texts) with key; NULL if too long. */
 static char *sign(const struct secret *key, const void *hdr, size_t hn, const void *pl, size_t pn)
 {
@@ -108,12 +116,20 @@ static void check_signed(const struct worker *w, char *tok, bool our_header)
 	if (st == TOKEN_OK)
 		check_accepted(w, &c);
 	if (st == TOKEN_OK || st == TOKEN_EXPIRED || st == TOKEN_BAD_CLAIMS) {
-		/* The first signature character: all of its 6 bits count. */
+		/* One data bit changed in the first, a middle and the last
+		 * character of the signature (the last one's low 2 bits are
+		 * padding, so bit 2: still canonical).  Every byte of the MAC
+		 * must count. */
 		char *sig = strrchr(tok, '.') + 1;
-		*sig = *sig == 'A' ? 'B' : 'A';
-		if (token_verify(tok, n, &w->cfg.secret_key, &w->cfg.secret_key_previous, NOW,
-		                 &c) != TOKEN_BAD_SIGNATURE)
-			fuzz_fail("a changed signature still verifies");
+		size_t len = strlen(sig), at[3] = {0, len / 2, len - 1};
+		for (int i = 0; i < 3; i++) {
+			char was = sig[at[i]];
+			sig[at[i]] = b64url_alphabet[b64url_value(was) ^ 4];
+			if (token_verify(tok, n, &w->cfg.secret_key, &w->cfg.secret_key_previous,
+			                 NOW, &c) != TOKEN_BAD_SIGNATURE)
+				fuzz_fail("a signature changed at %zu still verifies", at[i]);
+			sig[at[i]] = was;
+		}
 	}
 }
 

@@ -28,7 +28,8 @@ one() { # TARGET[:SECONDS]
 	local work=$out/$t
 	mkdir -p "$work/new" "$here/corpus/$t" "$here/seeds/$t"
 	# New inputs go to work/new; the committed corpus and seeds are read.
-	"$build/tests/fuzz/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 -max_len=8192 \
+	/usr/bin/time -f '%U %S' -o "$work/cpu" \
+		"$build/tests/fuzz/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 -max_len=8192 \
 		-dict="$here/fuzz.dict" -close_fd_mask=2 -print_final_stats=1 \
 		-artifact_prefix="$work/" "$work/new" "$here/corpus/$t" "$here/seeds/$t" \
 		>"$work/log" 2>&1 || echo "fuzz_$t: stopped with a finding, see $work/" >&2
@@ -57,7 +58,7 @@ for t in "${targets[@]}"; do
 done
 wait || true
 
-printf '%-8s %6s %12s %9s %7s %8s %7s %s\n' target secs runs exec/s edges features corpus findings
+printf '%-8s %6s %6s %12s %9s %7s %8s %7s %s\n' target secs cpu-s runs exec/s edges features corpus findings
 for spec in "${targets[@]}"; do
 	t=${spec%%:*}
 	log=$out/$t/log
@@ -68,6 +69,8 @@ for spec in "${targets[@]}"; do
 	ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
 	finds=$(find "$out/$t" -maxdepth 1 -name 'crash-*' -o -maxdepth 1 -name 'leak-*' \
 		-o -maxdepth 1 -name 'timeout-*' -o -maxdepth 1 -name 'oom-*' | wc -l)
-	printf '%-8s %6s %12s %9s %7s %8s %7s %s\n' "$t" "$(sed -n 's/.*Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log")" "${runs:-?}" "${speed:-?}" "${edges:-?}" \
+	printf '%-8s %6s %6s %12s %9s %7s %8s %7s %s\n' "$t" \
+		"$(sed -n 's/.*Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log")" \
+		"$(awk 'END { printf "%.0f", $1 + $2 }' "$out/$t/cpu" 2>/dev/null)" "${runs:-?}" "${speed:-?}" "${edges:-?}" \
 		"${ft:-?}" "$(find "$here/corpus/$t" -type f | wc -l)" "$finds"
 done

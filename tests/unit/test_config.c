@@ -997,6 +997,33 @@ START_TEST(no_secret_in_problems)
 }
 END_TEST
 
+/* Found by fuzz_config: the values libpq parses out of DATABASE_URL are
+ * part of the secret.  A missing space glues the password to the sslmode
+ * or the sslrootcert, and neither may then be quoted. */
+START_TEST(url_parts_are_never_quoted)
+{
+	ck_assert_int_eq(
+	    load_env(prod_base, "POSTGRES_PASSWORD",
+	             "DATABASE_URL=host=db user=chat sslmode=requirepassword=QzXjGlued1", END),
+	    -1);
+	ck_assert_uint_ge(problems_about("DATABASE_URL", "its sslmode must be one of"), 1);
+	for (size_t i = 0; i < probs.count; i++)
+		ck_assert_msg(strstr(probs.lines[i], "QzXj") == NULL, "secret leaked: %s",
+		              probs.lines[i]);
+
+	ck_assert_int_eq(load_env(prod_base, "POSTGRES_PASSWORD",
+	                          "DATABASE_URL=host=db user=chat sslmode=verify-full "
+	                          "sslrootcert=/nonexistent/ca.crtpassword=QzXjGlued2",
+	                          END),
+	                 -1);
+	ck_assert_uint_ge(problems_about("POSTGRES_SSLROOTCERT", "the sslrootcert of DATABASE_URL"),
+	                  1);
+	for (size_t i = 0; i < probs.count; i++)
+		ck_assert_msg(strstr(probs.lines[i], "QzXj") == NULL, "secret leaked: %s",
+		              probs.lines[i]);
+}
+END_TEST
+
 START_TEST(values_are_escaped)
 {
 	assert_problem(load_env(dev_base, "LOG_LEVEL=a\nERROR: forged\"\\", END), "LOG_LEVEL",
@@ -1093,6 +1120,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, problems_are_appended);
 	tcase_add_test(tc, no_secret_in_problems);
 	tcase_add_test(tc, values_are_escaped);
+	tcase_add_test(tc, url_parts_are_never_quoted);
 	tcase_add_test(tc, unknown_and_odd_entries);
 	tcase_add_test(tc, free_is_safe);
 	tcase_add_test(tc, mode_names);
