@@ -288,12 +288,13 @@ static struct json_object *message_json(const PGresult *r, int row, int col, int
 /* --- request input ------------------------------------------------------------ */
 
 /*
- * Query parameter `name` as a positive integer up to max.  Returns 1 with
- * *out set, 0 when absent, or -1 with a 422 naming the parameter (a bad
- * value, a bad percent-escape, or the name given twice).
+ * Query parameter `name` as a canonical decimal integer from min (0 or 1)
+ * to max.  Returns 1 with *out set, 0 when absent, or -1 with a 422 naming
+ * the parameter (a bad value, a bad percent-escape, or the name given
+ * twice).
  */
-static int query_int(const struct request *req, const char *name, int64_t max, int64_t *out,
-                     struct response *res)
+static int query_int(const struct request *req, const char *name, int64_t min, int64_t max,
+                     int64_t *out, struct response *res)
 {
 	char *raw, msg[96];
 	size_t len;
@@ -303,14 +304,18 @@ static int query_int(const struct request *req, const char *name, int64_t max, i
 
 	if (r == 0)
 		return 0;
-	ok = r > 0 && http_parse_id(raw, len, &v) == 0 && v <= max;
+	/* "0" is the one canonical spelling http_parse_id (ids) refuses. */
+	ok = r > 0 && ((min == 0 && len == 1 && raw[0] == '0') ||
+	               (http_parse_id(raw, len, &v) == 0 && v <= max));
 	free(raw);
 	if (!ok) {
 		if (max == INT64_MAX)
-			snprintf(msg, sizeof msg, "must be a positive integer, given once");
+			snprintf(msg, sizeof msg,
+			         "must be an integer from %" PRId64 " up, given once", min);
 		else
 			snprintf(msg, sizeof msg,
-			         "must be an integer from 1 to %" PRId64 ", given once", max);
+			         "must be an integer from %" PRId64 " to %" PRId64 ", given once",
+			         min, max);
 		reply_validation(res, name, msg);
 		return -1;
 	}
@@ -321,7 +326,7 @@ static int query_int(const struct request *req, const char *name, int64_t max, i
 static int query_limit(const struct request *req, int64_t *limit, struct response *res)
 {
 	*limit = LIMIT_DEFAULT;
-	return query_int(req, "limit", LIMIT_MAX, limit, res) < 0 ? -1 : 0;
+	return query_int(req, "limit", 1, LIMIT_MAX, limit, res) < 0 ? -1 : 0;
 }
 
 /* Unicode White_Space: a body made only of these is empty to a reader. */
@@ -346,7 +351,8 @@ static bool is_blank(const char *s, size_t n)
 	return true;
 }
 
-/* Idempotency-Key: absent (*key NULL), or 1–128 printable ASCII. */
+/* Idempotency-Key: absent (*key NULL), or 1–128 printable ASCII, 0x20–0x7E
+ * (SPEC §2; the web server has already stripped spaces around it). */
 static int idempotency_key(const struct request *req, const char **key, struct response *res)
 {
 	const char *k = req->idempotency_key;
@@ -357,11 +363,11 @@ static int idempotency_key(const struct request *req, const char **key, struct r
 		return 0;
 	n = strlen(k);
 	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)k[i] < 0x21 || (unsigned char)k[i] > 0x7E)
+		if ((unsigned char)k[i] < 0x20 || (unsigned char)k[i] > 0x7E)
 			n = 0;
 	if (n < 1 || n > IDEMPOTENCY_MAX) {
 		reply_validation(res, "Idempotency-Key",
-		                 "must be 1 to 128 printable ASCII characters without spaces");
+		                 "must be 1 to 128 printable ASCII characters");
 		return -1;
 	}
 	*key = k;
@@ -480,7 +486,7 @@ void chat_conversation_list(struct worker *w, struct request *req, struct respon
 	int n, rows;
 
 	if (query_limit(req, &limit, res) < 0 ||
-	    query_int(req, "before", INT64_MAX, &before, res) < 0)
+	    query_int(req, "before", 1, INT64_MAX, &before, res) < 0)
 		return;
 	auth_session_params(req, user_id, params);
 	snprintf(before_text, sizeof before_text, "%" PRId64, before);
@@ -680,8 +686,9 @@ void chat_message_list(struct worker *w, struct request *req, struct response *r
 	PGresult *r;
 
 	if (query_limit(req, &limit, res) < 0 ||
-	    (has_after = query_int(req, "after", INT64_MAX, &after, res)) < 0 ||
-	    query_int(req, "before", INT64_MAX, &before, res) < 0)
+	    /* SPEC: after=0 is a client that has seen nothing yet. */
+	    (has_after = query_int(req, "after", 0, INT64_MAX, &after, res)) < 0 ||
+	    query_int(req, "before", 1, INT64_MAX, &before, res) < 0)
 		return;
 	auth_session_params(req, user_id, params);
 	snprintf(conv_text, sizeof conv_text, "%" PRId64, req->path_ids[0]);

@@ -260,6 +260,8 @@ msgs "?before=${ALL[0]}"
 check "before the first: empty" is_json '.items|length' 0
 msgs "?after=${ALL[249]}"
 check "after the last: empty" is_json '.items|length' 0
+msgs "?after=0&limit=5"
+check "after=0 (seen nothing yet): the first 5" [ "$(ids)" = "$(slice 0 5)" ]
 msgs "?after=${ALL[10]}&before=${ALL[20]}"
 check "after and before together: the window between them (ALL[11..19])" [ "$(ids)" = "$(slice 11 9)" ]
 msgs "?after=${ALL[10]}&before=${ALL[20]}&limit=3"
@@ -305,16 +307,18 @@ for v in 0 201 -1 abc "" 1e3 5.0 "+5" "05" "%205" "%2B5" 99999999999999999999 "5
 	field_is limit || { echo "#   list limit='$v': $STATUS $BODY"; bad_table=0; }
 done
 for p in after before; do
-	for v in 0 -5 1e3 abc "" "+1" "01" 1.5 0x10 99999999999999999999 9223372036854775808 "5&$p=6"; do
+	for v in -5 1e3 abc "" "+1" "01" "00" "-0" 1.5 0x10 99999999999999999999 9223372036854775808 "5&$p=6"; do
 		msgs "?$p=$v"
 		field_is "$p" || { echo "#   $p='$v': $STATUS $BODY"; bad_table=0; }
 	done
 done
+msgs "?before=0"
+field_is before || { echo "#   before='0': $STATUS $BODY"; bad_table=0; }
 for v in 0 -5 abc 99999999999999999999; do
 	get "$A" "/chat/conversations?before=$v"
 	field_is before || { echo "#   list before='$v': $STATUS $BODY"; bad_table=0; }
 done
-check "limit 0, 201, -1, abc, 1e3, ...; after/before 0, -5, 1e3, abc, 99999999999999999999, ...: 422 with the parameter as field" \
+check "limit 0, 201, -1, abc, 1e3, ...; after/before -5, 1e3, abc, 00, 99999999999999999999, ...; before 0: 422 with the parameter as field" \
 	[ "$bad_table" = 1 ]
 msgs "?before=9223372036854775807&limit=2"
 check "before=INT64_MAX is valid" [ "$(ids)" = "$(slice 248 2)" ]
@@ -346,12 +350,18 @@ post "$A" "/chat/conversations/$c1/messages" '{"body":"no key"}'
 check "without a key, a repeat is a new message" is_status 201
 post "$A" "/chat/conversations/$c1/messages" '{"body":"k"}' -H "Idempotency-Key: $(rep 128 k)"
 check "a 128-character key: 201" is_status 201
+# SPEC: 0x20-0x7E, so a space inside a key is part of it.
+post "$A" "/chat/conversations/$c1/messages" '{"body":"spaced"}' -H 'Idempotency-Key: a b'
+ks=$(jv .id)
+check "a key with a space inside: 201" is_status 201
+post "$A" "/chat/conversations/$c1/messages" '{"body":"spaced"}' -H 'Idempotency-Key: a b'
+check "... and its retry: 200, the same message" bash -c '[ "$0" = 200 ] && [ "$1" = "$2" ]' "$STATUS" "$(jv .id)" "$ks"
 key_bad=1
-for k in "$(rep 129 k)" "a b" "clé" "$(rep 64 é)"; do
+for k in "$(rep 129 k)" "clé" "$(rep 64 é)" "a$(printf '\t')b"; do
 	post "$A" "/chat/conversations/$c1/messages" '{"body":"k"}' -H "Idempotency-Key: $k"
 	field_is Idempotency-Key || { echo "#   key '$k': $STATUS $BODY"; key_bad=0; }
 done
-check "keys of 129 characters, with a space or non-ASCII: 422 field Idempotency-Key" [ "$key_bad" = 1 ]
+check "keys of 129 characters, non-ASCII or with a tab: 422 field Idempotency-Key" [ "$key_bad" = 1 ]
 post "$A" "/chat/conversations/$c1/messages" '{"body":"k"}' -H "Idempotency-Key: k$(printf '\x7f')"
 check "a key with DEL: refused (lighttpd's 400 or our 422: $STATUS)" bash -c '[ "$0" = 400 ] || [ "$0" = 422 ]' "$STATUS"
 
