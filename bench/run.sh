@@ -12,7 +12,10 @@
 # database connections the 4 workers hold.  Prints one table (requests/s,
 # p50/p99 latency, pgbench's transactions/s and the ratio) and the workers'
 # memory (RSS, PSS, private from /proc/PID/smaps_rollup, min-max over the
-# workers, and the largest VmHWM, which shows a password hash).  Prints
+# workers, and the largest VmHWM, which shows a password hash), then
+# GET /healthz and GET messages again with the workers' seccomp filter off
+# and on (WORKER_SECCOMP, lighttpd restarted for each; BENCH_SECCOMP_ROUNDS
+# rounds, default 2) and the workers' CPU per request of each.  Prints
 # figures; asserts nothing.  Needs a build (CHAT_BUILDDIR, default _build)
 # and wrk.  See docs/PERFORMANCE.md.
 #   bench/run.sh [SECONDS] [CONNECTIONS]        (default 10 s, 32 connections)
@@ -95,6 +98,44 @@ for r in "${cpu_rows[@]}"; do
 done
 echo "$mem_before_login"
 bench_memory "memory after the run:"
+
+# The workers' seccomp filter (src/sandbox.h): GET /healthz and GET messages
+# with WORKER_SECCOMP=off and on, lighttpd restarted for each, in
+# BENCH_SECCOMP_ROUNDS rounds (default 2: off, on, off, on, so that a drift
+# of the machine does not favour one side).  The runs above have the filter
+# on: the default.  A short unmeasured wrk run first lets each new worker
+# connect and prepare.  What to compare is the workers' CPU per request.
+echo "seccomp filter off/on: lighttpd restarted for each; CPU per request in microseconds:"
+sfmt='%-26s %-7s %9s %8s %8s %8s %8s\n'
+# shellcheck disable=SC2059
+printf "$sfmt" route filter "req/s" "p50 ms" "p99 ms" worker lighttpd
+for _ in $(seq 1 "${BENCH_SECCOMP_ROUNDS:-2}"); do
+	for mode in off on; do
+		export WORKER_SECCOMP=$mode
+		e2e_lighttpd "$workers"
+		states=$(for pid in $(stack_worker_pids); do proc_confinement "$pid" | cut -d' ' -f1; done |
+			sort | uniq -c | awk '{ printf "%s%d x Seccomp: %s", (NR > 1 ? ", " : ""), $1, $2 }')
+		for r in healthz messages; do
+			if [ "$r" = healthz ]; then
+				set -- healthz "$BASE/healthz"
+				label="GET /healthz"
+			else
+				set -- chat_message_list -H "Authorization: Bearer $token" \
+					"$BASE/chat/conversations/$cid/messages?limit=50"
+				label="GET messages?limit=50"
+			fi
+			wrk -t2 -c"$conns" -d1s "${@:2}" >/dev/null
+			run_wrk "$@"
+			# shellcheck disable=SC2086 # five figures
+			set -- $CPU
+			# shellcheck disable=SC2059
+			printf "$sfmt" "$label" "$mode" "$RPS" "$P50" "$P99" "$1" "$2"
+			[ "$ERRS" = 0 ] || echo "#   $label, filter $mode: wrk saw $ERRS non-2xx answers"
+		done
+		echo "#   the workers of this run: $states"
+	done
+done
+unset WORKER_SECCOMP
 # The floor: Debian's libpq alone after one TLS connection, with the
 # workers' GNUTLS_NO_IMPLICIT_INIT (lighttpd.conf) and connection keywords.
 # shellcheck disable=SC2046

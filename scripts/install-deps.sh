@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
 	build-essential autoconf automake libtool pkg-config
-	libfcgi-dev libpq-dev libjson-c-dev libscrypt-dev check libssl-dev
+	libfcgi-dev libpq-dev libjson-c-dev libscrypt-dev check libssl-dev libseccomp-dev
 	lighttpd postgresql postgresql-contrib openssl curl jq ca-certificates
 	apache2 libapache2-mod-fcgid
 	clang-format cppcheck valgrind wrk

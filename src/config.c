@@ -859,6 +859,23 @@ static void load_log_level(struct loader *ld)
 		            quote(v, q, sizeof(q)));
 }
 
+static void load_worker_seccomp(struct loader *ld)
+{
+	const char *v = env_get(ld->envp, "WORKER_SECCOMP");
+	char q[QUOTE_VALUE];
+
+	ld->cfg->worker_seccomp = true;
+	if (!v || strcmp(v, "on") == 0)
+		return;
+	if (strcmp(v, "off") == 0)
+		ld->cfg->worker_seccomp = false;
+	else
+		/* A typo must not leave a worker unconfined: it stays on, and
+		 * the problem stops the worker anyway. */
+		add_problem(ld, "WORKER_SECCOMP: must be on or off, got %s",
+		            quote(v, q, sizeof(q)));
+}
+
 int config_load(struct config *cfg, char *const *envp, struct config_problems *problems)
 {
 	struct loader ld = {
@@ -882,6 +899,7 @@ int config_load(struct config *cfg, char *const *envp, struct config_problems *p
 	cfg->max_body_bytes = (size_t)load_int(&ld, "MAX_BODY_BYTES", 65536, 1024, 16777216);
 	cfg->db_timeout_ms = (unsigned)load_int(&ld, "DB_TIMEOUT_MS", 5000, 100, 600000);
 	load_log_level(&ld);
+	load_worker_seccomp(&ld);
 
 	free(ld.url_sslmode);
 	free(ld.url_sslrootcert);

@@ -75,6 +75,10 @@ struct config {
 	struct cidr_list metrics_allow;
 
 	size_t max_body_bytes;
+
+	/* WORKER_SECCOMP: install the system-call filter (src/sandbox.h)
+	 * once start-up is done.  Off is for debugging only. */
+	bool worker_seccomp;
 };
 
 /* Every problem found, one line each, in the order of the table in SPEC §4. */

@@ -6,6 +6,8 @@
  * fd 0.  Each copy validates its configuration, then serves one request at a
  * time until the server asks it to stop (SIGTERM/SIGUSR1 via libfcgi).
  * The database connection is opened lazily, after the fork, never before.
+ * Between start-up and the first request the worker confines itself with a
+ * seccomp filter (src/sandbox.h), unless WORKER_SECCOMP=off.
  */
 #include <fcgiapp.h>
 #include <signal.h>
@@ -17,6 +19,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "sandbox.h"
 #include "serve.h"
 #include "worker.h"
 
@@ -65,6 +68,38 @@ static void install_stop_handler(void)
 	sigaction(SIGINT, &sa, NULL);
 }
 
+/*
+ * After start-up (configuration, secret files, the shared segment, the
+ * dummy hash) and before the first request: from here on a worker only
+ * serves requests and (re)connects to PostgreSQL, and the filter allows
+ * nothing else.  A worker that was asked to confine itself and cannot
+ * refuses to serve.  Returns 0, or the exit status to stop with.
+ */
+static int confine(const struct worker *w)
+{
+	const char *unavailable = sandbox_unavailable();
+	char err[160];
+
+	if (!w->cfg.worker_seccomp) {
+		log_event(LOG_LEVEL_WARN, "seccomp",
+		          "WORKER_SECCOMP=off: this worker runs without its system-call filter");
+		return 0;
+	}
+	if (unavailable) {
+		log_event(LOG_LEVEL_WARN, "seccomp", "system-call filter not installed: %s",
+		          unavailable);
+		return 0;
+	}
+	if (sandbox_enter(err, sizeof err) != 0) {
+		log_event(LOG_LEVEL_ERROR, "seccomp",
+		          "cannot install the system-call filter: %s (WORKER_SECCOMP=off runs "
+		          "the worker without it)",
+		          err);
+		return CONFIG_EXIT_STATUS;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct worker w; /* the one per-process context */
@@ -97,7 +132,14 @@ int main(int argc, char **argv)
 	status = worker_open(&w);
 	if (status != 0)
 		return status;
-	log_event(LOG_LEVEL_INFO, "start", "worker ready (mode %s)", config_mode_name(w.cfg.mode));
+	status = confine(&w);
+	if (status != 0) {
+		worker_close(&w);
+		return status;
+	}
+	log_event(LOG_LEVEL_INFO, "start", "worker ready (mode %s, seccomp %s)",
+	          config_mode_name(w.cfg.mode),
+	          w.cfg.worker_seccomp && !sandbox_unavailable() ? "on" : "off");
 
 	FCGX_InitRequest(&fr, 0, 0);
 	while (FCGX_Accept_r(&fr) >= 0) {

@@ -49,18 +49,20 @@ int worker_configure(struct worker *w, char *const *envp)
 	return 0;
 }
 
+/* Every statement a connection prepares, whoever's module runs it. */
 static int register_statements(struct worker *w)
 {
-	const struct db_statement *(*const sets[])(size_t *) = {health_statements, auth_statements,
-	                                                        chat_statements};
+	size_t n;
+	const struct db_statement *s;
 
-	for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
-		size_t n;
-		const struct db_statement *s = sets[i](&n);
-		if (db_add_statements(&w->db, s, n) != 0)
-			return -1;
-	}
-	return 0;
+	s = health_statements(&n);
+	if (db_add_statements(&w->db, s, n) != 0)
+		return -1;
+	s = auth_statements(&n);
+	if (db_add_statements(&w->db, s, n) != 0)
+		return -1;
+	s = chat_statements(&n);
+	return db_add_statements(&w->db, s, n);
 }
 
 int worker_open(struct worker *w)

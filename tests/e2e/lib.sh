@@ -136,6 +136,53 @@ wait_workers() {
 	return 1
 }
 
+# Sanitizer builds run their workers without the seccomp filter (LeakSanitizer
+# needs ptrace at exit; src/sandbox.h): configure defines CHAT_SANITIZERS.
+e2e_sanitizer_build() {
+	grep -q -- '-DCHAT_SANITIZERS=1' "$E2E_BUILDDIR/Makefile" 2>/dev/null
+}
+
+# proc_confinement PID: "Seccomp NoNewPrivs Seccomp_filters" from its
+# /proc/PID/status (filters 0 on kernels before 5.9, which lack the line).
+proc_confinement() {
+	awk '/^Seccomp:/ { s = $2 } /^NoNewPrivs:/ { n = $2 } /^Seccomp_filters:/ { f = $2 }
+		END { print s, n, f + 0 }' "/proc/$1/status" 2>/dev/null
+}
+
+# confined_as_expected PIDS...: each worker has its own filter on top of
+# whatever this shell runs under (a container's profile, systemd's), and
+# no_new_privs: "Seccomp: 2", "NoNewPrivs: 1", one filter more than us.
+# Prints the odd ones out.
+confined_as_expected() {
+	local base pid
+	base=$(proc_confinement $$)
+	for pid; do
+		[ "$(proc_confinement "$pid")" = "2 1 $((${base##* } + 1))" ] ||
+			echo "$pid: $(proc_confinement "$pid") (this shell: $base)"
+	done
+}
+
+# unconfined_as_expected PIDS...: no filter of their own: the same seccomp
+# state as this shell (Seccomp: 0 outside containers).  Prints the odd ones.
+unconfined_as_expected() {
+	local base pid
+	base=$(proc_confinement $$)
+	for pid; do
+		[ "$(proc_confinement "$pid" | cut -d' ' -f1,3)" = "$(echo "$base" | cut -d' ' -f1,3)" ] ||
+			echo "$pid: $(proc_confinement "$pid") (this shell: $base)"
+	done
+}
+
+# logged_by_each LOG PATTERN PIDS...: every pid wrote a line matching the
+# (extended regex) pattern.  Prints the pids that did not.
+logged_by_each() {
+	local log=$1 pattern=$2 pid
+	shift 2
+	for pid; do
+		grep -E "$pattern" "$log" | grep -q "\"pid\":$pid," || echo "$pid"
+	done
+}
+
 # The next request is still served (the worker survived whatever came before).
 still_serving() {
 	req GET /healthz

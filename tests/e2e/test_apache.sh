@@ -283,6 +283,20 @@ check "40 concurrent reads by one user: exactly 5 admitted" \
 json POST /auth/login '{"email":"bob@x.io","password":"password-bob"}'
 check "the address is limited: 429 rate_limited with Retry-After" bash -c '[ "$0" = 429 ] && [ "$(printf "%s" "$1" | jq -r .error)" = rate_limited ] && [ "$2" -ge 1 ]' "$STATUS" "$BODY" "$(header Retry-After)"
 
+# The workers mod_fcgid spawned, after logins and reads: each under its own
+# system-call filter (src/sandbox.h), as the user Apache runs them as.
+pids=$(worker_pids)
+if e2e_sanitizer_build; then
+	missing=$(logged_by_each "$APACHE_LOG" \
+		'"level":"warn","pid":[0-9]+,"event":"seccomp","msg":"system-call filter not installed: sanitizer build' $pids | tr '\n' ' ')
+	check "sanitizer build: each of the $(echo $pids | wc -w) workers logs at warn that it runs without its filter${missing:+ (not: $missing)}" \
+		[ -z "$missing" ]
+else
+	odd=$(confined_as_expected $pids)
+	check "each of the $(echo $pids | wc -w) workers is confined: Seccomp: 2, NoNewPrivs: 1, its own filter${odd:+ ($odd)}" \
+		[ -z "$odd" ]
+fi
+
 # A worker killed: mod_fcgid spawns another, which maps the same table.
 victim=$(worker_pids | head -n 1)
 kill -9 "$victim"
@@ -292,6 +306,19 @@ check "after kill -9 of worker $victim: the count survives (still 429 for that u
 	[ "$(echo "$codes" | count 200)" = 0 -a "$(echo "$codes" | count 429)" = 8 ]
 json POST /auth/login '{"email":"bob@x.io","password":"password-bob"}'
 check "... and for that address" is_error 429 rate_limited
+
+# --- WORKER_SECCOMP=off through FcgidInitialEnv ------------------------------------------------
+export WORKER_SECCOMP=off
+apache_start 1
+req GET /healthz
+check "WORKER_SECCOMP=off (FcgidInitialEnv): the worker serves" is_json .status ok
+pids=$(worker_pids)
+sleep 0.2
+missing=$(logged_by_each "$APACHE_LOG" '"level":"warn","pid":[0-9]+,"event":"seccomp","msg":"WORKER_SECCOMP=off: ' $pids | tr '\n' ' ')
+odd=$(unconfined_as_expected $pids)
+check "... logs it at warn and runs without a filter of its own (Seccomp: $(proc_confinement $$ | cut -d' ' -f1))${missing:+ (no line: $missing)}${odd:+ ($odd)}" \
+	[ -n "$pids" -a -z "$missing" -a -z "$odd" ]
+unset WORKER_SECCOMP
 
 # --- end -------------------------------------------------------------------------------------------
 apache_stop

@@ -124,6 +124,26 @@ check "database back: every worker serves again" [ "$ok" = 1 ]
 pids_after=$(stack_worker_pids | sort | tr '\n' ' ')
 check "... without a worker restart" [ "$pids_before" = "$pids_after" ]
 
+# --- the workers' system-call filter (src/sandbox.h) -----------------------
+# Checked here: the same workers have served everything above, reconnects
+# after the database restart included, under their filter.  A worker the
+# filter killed would have been respawned (another pid) and lighttpd logs
+# "child signalled: 31", which e2e_finish looks for.
+pids=$(stack_worker_pids)
+sleep 0.2
+if e2e_sanitizer_build; then
+	missing=$(logged_by_each "$STACK_DIR/lighttpd.log" \
+		'"level":"warn","pid":[0-9]+,"event":"seccomp","msg":"system-call filter not installed: sanitizer build' $pids | tr '\n' ' ')
+	check "sanitizer build: each of the $(echo $pids | wc -w) workers logs at warn that it runs without its filter${missing:+ (not: $missing)}" \
+		[ -z "$missing" -a "$(echo $pids | wc -w)" = 4 ]
+else
+	odd=$(confined_as_expected $pids)
+	check "every worker ($(echo $pids | wc -w)) is confined: Seccomp: 2, NoNewPrivs: 1, its own filter${odd:+ ($odd)}" \
+		[ -z "$odd" -a "$(echo $pids | wc -w)" = 4 ]
+	missing=$(logged_by_each "$STACK_DIR/lighttpd.log" '"msg":"worker ready \(mode TEST, seccomp on\)"' $pids | tr '\n' ' ')
+	check "... and says so when ready${missing:+ (not: $missing)}" [ -z "$missing" ]
+fi
+
 # --- logs --------------------------------------------------------------
 pw=Sekrit-Passw0rd-$$
 json POST /auth/register "{\"email\":\"log@x.io\",\"password\":\"$pw\"}"
@@ -169,6 +189,23 @@ out=$(env -i PATH="$PATH" APP_MODE=PROD SECRET_KEY=short-Secret-9 POSTGRES_SSLMO
 check "check-config: exit 78 and every problem at once" bash -c '[ "$0" = 78 ] && [[ "$1" == *SECRET_KEY* ]] && [[ "$1" == *POSTGRES_SSLMODE* ]] && [[ "$1" == *MAX_BODY_BYTES* ]] && [[ "$1" == *POSTGRES_PASSWORD* ]]' "$rc" "$out"
 out=$(env -i PATH="$PATH" APP_MODE=DEV SECRET_KEY=dev "$E2E_BUILDDIR/chat-admin" check-config 2>&1); rc=$?
 check "check-config: a valid DEV config passes" [ "$rc" = 0 ]
+
+# --- WORKER_SECCOMP=off: for debugging, and every worker says so -----------
+out=$(env -i PATH="$PATH" APP_MODE=DEV SECRET_KEY=dev WORKER_SECCOMP=maybe "$E2E_BUILDDIR/chat-fcgi" </dev/null 2>&1); rc=$?
+check "WORKER_SECCOMP=maybe: exit 78 naming the variable" bash -c '[ "$0" = 78 ] && [[ "$1" == *WORKER_SECCOMP* ]]' "$rc" "$out"
+export WORKER_SECCOMP=off
+e2e_lighttpd 2
+req GET /readyz
+check "WORKER_SECCOMP=off: the workers serve" is_json .status ready
+pids=$(stack_worker_pids)
+sleep 0.2
+missing=$(logged_by_each "$STACK_DIR/lighttpd.log" \
+	'"level":"warn","pid":[0-9]+,"event":"seccomp","msg":"WORKER_SECCOMP=off: ' $pids | tr '\n' ' ')
+check "... each of the $(echo $pids | wc -w) logs it at warn when it starts${missing:+ (not: $missing)}" \
+	[ -z "$missing" -a "$(echo $pids | wc -w)" = 2 ]
+odd=$(unconfined_as_expected $pids)
+check "... and runs without a filter of its own (Seccomp: $(proc_confinement $$ | cut -d' ' -f1))${odd:+ ($odd)}" [ -z "$odd" ]
+unset WORKER_SECCOMP
 
 # --- TLS is enforced in PROD -------------------------------------------------
 export APP_MODE=PROD SCRYPT_N=14 POSTGRES_SSLMODE=require

@@ -824,6 +824,23 @@ START_TEST(log_level)
 }
 END_TEST
 
+START_TEST(worker_seccomp)
+{
+	assert_ok(load_env(dev_base, END));
+	ck_assert(cfg.worker_seccomp);
+	assert_ok(load_env(prod_base, "WORKER_SECCOMP=on", END));
+	ck_assert(cfg.worker_seccomp);
+	assert_ok(load_env(prod_base, "WORKER_SECCOMP=off", END));
+	ck_assert(!cfg.worker_seccomp);
+	/* Anything but the two words is refused, and never read as off. */
+	assert_problem(load_env(dev_base, "WORKER_SECCOMP=OFF", END), "WORKER_SECCOMP", "\"OFF\"");
+	ck_assert(cfg.worker_seccomp);
+	assert_problem(load_env(dev_base, "WORKER_SECCOMP=0", END), "WORKER_SECCOMP", "on or off");
+	ck_assert(cfg.worker_seccomp);
+	assert_problem(load_env(dev_base, "WORKER_SECCOMP=", END), "WORKER_SECCOMP", "on or off");
+}
+END_TEST
+
 START_TEST(rate_limits)
 {
 	static const struct {
@@ -1113,6 +1130,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, integer_values);
 	tcase_add_test(tc, scrypt_n_prod_floor);
 	tcase_add_test(tc, log_level);
+	tcase_add_test(tc, worker_seccomp);
 	tcase_add_test(tc, rate_limits);
 	tcase_add_test(tc, rate_limit_shm);
 	tcase_add_test(tc, cidr_lists);
