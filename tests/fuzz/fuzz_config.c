@@ -32,7 +32,7 @@ static const char *const secret_names[] = {"SECRET_KEY", "SECRET_KEY_PREVIOUS", 
                                            "DATABASE_URL", NULL};
 
 struct env {
-	char *vars[MAX_VARS + 1];
+	char *vars[MAX_VARS + 2]; /* room for APP_MODE=PROD and the NULL */
 	size_t n;
 	int fds[MAX_VARS];
 	size_t nfds;
@@ -260,31 +260,51 @@ static bool has_var(const struct env *e, const char *name)
 	return false;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* One load of e's environment, and every invariant on its outcome. */
+static void check_load(const struct env *e)
 {
-	struct env e;
 	struct config cfg;
 	struct config_problems problems = {0};
 	int r;
 
-	build_env(data, size, &e);
 	memset(&cfg, 0, sizeof cfg);
-	r = config_load(&cfg, e.vars, &problems);
+	r = config_load(&cfg, e->vars, &problems);
 	if (r == 0 && problems.count != 0)
 		fuzz_fail("accepted with %zu problems", problems.count);
 	if (r != 0 && problems.count == 0)
 		fuzz_fail("refused without a problem");
-	check_problems(&e, &problems);
+	check_problems(e, &problems);
 	if (r == 0) {
 		check_config(&cfg);
-		if ((has_var(&e, "DATABASE_URL") || has_var(&e, "DATABASE_URL_FILE")) &&
-		    (has_var(&e, "POSTGRES_HOST") || has_var(&e, "POSTGRES_PORT") ||
-		     has_var(&e, "POSTGRES_DB") || has_var(&e, "POSTGRES_USER") ||
-		     has_var(&e, "POSTGRES_PASSWORD") || has_var(&e, "POSTGRES_PASSWORD_FILE")))
+		if ((has_var(e, "DATABASE_URL") || has_var(e, "DATABASE_URL_FILE")) &&
+		    (has_var(e, "POSTGRES_HOST") || has_var(e, "POSTGRES_PORT") ||
+		     has_var(e, "POSTGRES_DB") || has_var(e, "POSTGRES_USER") ||
+		     has_var(e, "POSTGRES_PASSWORD") || has_var(e, "POSTGRES_PASSWORD_FILE")))
 			fuzz_fail("accepted with both DATABASE_URL and POSTGRES_* parts");
 	}
 	config_problems_free(&problems);
 	config_free(&cfg);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static char prod[] = "APP_MODE=PROD";
+	struct env e;
+
+	build_env(data, size, &e);
+	check_load(&e);
+	/* The same environment in production (the first entry of a name
+	 * wins): every configuration the fuzzer makes valid in DEV meets
+	 * the strict rules too. */
+	memmove(e.vars + 1, e.vars, (e.n + 1) * sizeof e.vars[0]);
+	e.vars[0] = prod;
+	for (size_t i = 0; i < e.nsecrets; i++)
+		if (e.secret_from[i] >= 0)
+			e.secret_from[i]++;
+	e.n++;
+	check_load(&e);
+	memmove(e.vars, e.vars + 1, e.n * sizeof e.vars[0]);
+	e.n--;
 	free_env(&e);
 	return 0;
 }
