@@ -183,6 +183,43 @@ static bool in_other_values(const struct env *e, int own, const char *needle, si
 	return false;
 }
 
+/* Is the quoted text q[0..n) (quote_n()'s output between its quote marks,
+ * maybe cut with "...") the quote of a value that is not a secret? */
+static bool quotes_a_plain_value(const struct env *e, const char *q, size_t n)
+{
+	if (n >= 3 && memcmp(q + n - 3, "...", 3) == 0)
+		n -= 3;
+	for (size_t i = 0; i < e->n; i++) {
+		const char *eq = strchr(e->vars[i], '=');
+		char *esc;
+		bool match;
+		if (!eq || is_secret_name(e->vars[i], (size_t)(eq - e->vars[i])))
+			continue;
+		esc = escaped(eq + 1);
+		match = strlen(esc) >= n && memcmp(esc, q, n) == 0;
+		free(esc);
+		if (match)
+			return true;
+	}
+	return false;
+}
+
+/* The line with every quoted non-secret value (quote marks included)
+ * replaced by '_': what remains is fixed text and anything else. */
+static char *mask_quoted_values(const struct env *e, const char *line)
+{
+	char *m = strdup(line), *open, *close;
+
+	if (!m)
+		fuzz_fail("out of memory");
+	for (open = strchr(m, '"'); open && (close = strchr(open + 1, '"'));
+	     open = strchr(close + 1, '"')) {
+		if (quotes_a_plain_value(e, open + 1, (size_t)(close - open - 1)))
+			memset(open, '_', (size_t)(close - open + 1));
+	}
+	return m;
+}
+
 static void check_problems(const struct env *e, const struct config_problems *p)
 {
 	for (size_t i = 0; i < p->count; i++) {
@@ -194,18 +231,22 @@ static void check_problems(const struct env *e, const struct config_problems *p)
 			if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
 				fuzz_fail("raw byte 0x%02x in a problem line", (unsigned char)*c);
 		/* Any 8 bytes of a secret, not only its start: a value glued to
-		 * a password ("sslmode=requirepassword=...") shows its middle. */
+		 * a password ("sslmode=requirepassword=...") shows its middle.
+		 * Quotes of non-secret values are blanked out first: a secret
+		 * may share bytes with them, and their quote marks with it. */
+		char *masked = mask_quoted_values(e, l);
 		for (size_t s = 0; s < e->nsecrets; s++) {
 			const char *v = e->secrets[s];
 			for (size_t k = 0; k + 8 <= strlen(v); k++)
 				if (has_marker(v + k, 8) &&
 				    !in_other_values(e, e->secret_from[s], v + k, 8) &&
-				    memmem(l, strlen(l), v + k, 8))
+				    memmem(masked, strlen(masked), v + k, 8))
 					fuzz_fail(
 					    "bytes %zu.. of secret #%zu (\"%.8s\") in a problem "
 					    "line: %s",
 					    k, s, v + k, l);
 		}
+		free(masked);
 	}
 }
 
