@@ -133,12 +133,13 @@ static void free_env(struct env *e)
 		free(e->secrets[i]);
 }
 
-/* Bytes a problem line can only hold if a value went in unquoted: none of
- * them occurs in the loader's fixed texts or in strerror(). */
+/* Bytes a problem line can only hold if a value went in: none of them
+ * occurs in the loader's fixed texts ("=", "^" and "*" do: "key=value",
+ * "2^SCRYPT_N", "POSTGRES_*") or in strerror(). */
 static bool has_marker(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (strchr("!#$&*+=?@^`{|}~<>", s[i]) && s[i])
+		if (strchr("!#$&+?@`{|}~<>", s[i]) && s[i])
 			return true;
 	return false;
 }

@@ -62,8 +62,8 @@ printf '%-8s %6s %6s %12s %9s %7s %8s %7s %s\n' target secs cpu-s runs exec/s ed
 for spec in "${targets[@]}"; do
 	t=${spec%%:*}
 	log=$out/$t/log
-	runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{ print $2 }')
-	speed=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | awk '{ print $2 }')
+	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+	speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
 	last=$(grep -E '^#[0-9]+' "$log" | tail -n 1)
 	edges=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
 	ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
