@@ -135,8 +135,10 @@ void http_request_free(struct request *req)
 	free(req->query);
 	free(req->content_type);
 	if (req->authorization) {
-		/* A bearer token is a credential: do not leave it in freed memory. */
-		memset(req->authorization, 0, strlen(req->authorization));
+		/* A bearer token is a credential: do not leave it in freed
+		 * memory (OPENSSL_cleanse: a compiler may drop a memset right
+		 * before free). */
+		OPENSSL_cleanse(req->authorization, strlen(req->authorization));
 		free(req->authorization);
 	}
 	free(req->idempotency_key);
@@ -144,7 +146,7 @@ void http_request_free(struct request *req)
 	free(req->x_forwarded_for);
 	if (req->body) {
 		/* Bodies carry passwords. */
-		memset(req->body, 0, req->body_len);
+		OPENSSL_cleanse(req->body, req->body_len);
 		free(req->body);
 	}
 	if (req->json)
@@ -338,7 +340,7 @@ int http_form_get(const char *data, size_t len, const char *name, char **out, si
 	return found;
 malformed:
 	if (*out) {
-		memset(*out, 0, *out_len);
+		OPENSSL_cleanse(*out, *out_len);
 		free(*out);
 	}
 	*out = NULL;
