@@ -142,11 +142,6 @@ static enum jsonin_status prescan(const char *text, size_t n)
 	return JSONIN_OK;
 }
 
-static bool json_white_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 enum jsonin_status jsonin_parse_object(const char *text, size_t len, struct json_object **out)
 {
 	struct json_tokener *tok;
@@ -183,11 +178,12 @@ enum jsonin_status jsonin_parse_object(const char *text, size_t len, struct json
 		return err == json_tokener_error_parse_utf8_string ? JSONIN_NOT_UTF8
 		                                                   : JSONIN_SYNTAX;
 	}
-	for (; end < len; end++) {
-		if (!json_white_space(text[end])) {
-			json_object_put(obj);
-			return JSONIN_TRAILING;
-		}
+	/* In strict mode json-c consumes the white space after the value and
+	 * fails on anything else, so a success ends at len; a guard, should a
+	 * json-c ever stop at the closing brace instead. */
+	if (end != len) {
+		json_object_put(obj);
+		return JSONIN_TRAILING;
 	}
 	if (!json_object_is_type(obj, json_type_object)) {
 		json_object_put(obj);

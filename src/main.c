@@ -11,6 +11,7 @@
  */
 #include <fcgiapp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,11 +76,12 @@ static void install_stop_handler(void)
  * nothing else.  A worker that was asked to confine itself and cannot
  * refuses to serve.  Returns 0, or the exit status to stop with.
  */
-static int confine(const struct worker *w)
+static int confine(const struct worker *w, bool *confined)
 {
 	const char *unavailable = sandbox_unavailable();
 	char err[160];
 
+	*confined = false;
 	if (!w->cfg.worker_seccomp) {
 		log_event(LOG_LEVEL_WARN, "seccomp",
 		          "WORKER_SECCOMP=off: this worker runs without its system-call filter");
@@ -97,6 +99,7 @@ static int confine(const struct worker *w)
 		          err);
 		return CONFIG_EXIT_STATUS;
 	}
+	*confined = true;
 	return 0;
 }
 
@@ -104,6 +107,7 @@ int main(int argc, char **argv)
 {
 	static struct worker w; /* the one per-process context */
 	FCGX_Request fr;
+	bool confined;
 	int status;
 
 	(void)argv;
@@ -132,14 +136,13 @@ int main(int argc, char **argv)
 	status = worker_open(&w);
 	if (status != 0)
 		return status;
-	status = confine(&w);
+	status = confine(&w, &confined);
 	if (status != 0) {
 		worker_close(&w);
 		return status;
 	}
 	log_event(LOG_LEVEL_INFO, "start", "worker ready (mode %s, seccomp %s)",
-	          config_mode_name(w.cfg.mode),
-	          w.cfg.worker_seccomp && !sandbox_unavailable() ? "on" : "off");
+	          config_mode_name(w.cfg.mode), confined ? "on" : "off");
 
 	FCGX_InitRequest(&fr, 0, 0);
 	while (FCGX_Accept_r(&fr) >= 0) {

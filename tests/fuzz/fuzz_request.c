@@ -25,16 +25,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *param(char *const *params, const char *name)
-{
-	size_t n = strlen(name);
-
-	for (; *params; params++)
-		if (strncmp(*params, name, n) == 0 && (*params)[n] == '=')
-			return *params + n + 1;
-	return NULL;
-}
-
 static bool request_id_valid(const char *id)
 {
 	size_t n = strlen(id);
@@ -44,36 +34,31 @@ static bool request_id_valid(const char *id)
 	return strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
 }
 
-/* The error code the API gives each status (SPEC §2). */
+/* The error codes the API gives each status (SPEC §2). */
+static const struct {
+	int status;
+	const char *code, *other;
+} error_codes[] = {
+    {400, "bad_request", NULL},
+    {401, "unauthorized", "invalid_credentials"},
+    {403, "forbidden", NULL},
+    {404, "not_found", NULL},
+    {405, "method_not_allowed", NULL},
+    {409, "email_taken", NULL},
+    {413, "payload_too_large", NULL},
+    {415, "unsupported_media_type", NULL},
+    {422, "validation_failed", NULL},
+    {429, "rate_limited", NULL},
+    {503, "database_unavailable", NULL},
+};
+
 static bool code_matches(int status, const char *code)
 {
-	switch (status) {
-	case 400:
-		return strcmp(code, "bad_request") == 0;
-	case 401:
-		return strcmp(code, "unauthorized") == 0 ||
-		       strcmp(code, "invalid_credentials") == 0;
-	case 403:
-		return strcmp(code, "forbidden") == 0;
-	case 404:
-		return strcmp(code, "not_found") == 0;
-	case 405:
-		return strcmp(code, "method_not_allowed") == 0;
-	case 409:
-		return strcmp(code, "email_taken") == 0;
-	case 413:
-		return strcmp(code, "payload_too_large") == 0;
-	case 415:
-		return strcmp(code, "unsupported_media_type") == 0;
-	case 422:
-		return strcmp(code, "validation_failed") == 0;
-	case 429:
-		return strcmp(code, "rate_limited") == 0;
-	case 503:
-		return strcmp(code, "database_unavailable") == 0;
-	default:
-		return false;
-	}
+	for (size_t i = 0; i < sizeof error_codes / sizeof error_codes[0]; i++)
+		if (error_codes[i].status == status)
+			return strcmp(code, error_codes[i].code) == 0 ||
+			       (error_codes[i].other && strcmp(code, error_codes[i].other) == 0);
+	return false;
 }
 
 struct answer {
@@ -163,7 +148,7 @@ static void check_json_body(const struct answer *a)
 
 static void check_answer(const struct fuzz_request *r, const char *out, size_t len)
 {
-	const char *rid = param(r->params, "HTTP_X_REQUEST_ID");
+	const char *rid = fuzz_param(r->params, "HTTP_X_REQUEST_ID");
 	struct answer a;
 
 	parse_answer(out, len, &a);

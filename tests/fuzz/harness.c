@@ -36,6 +36,16 @@ void fuzz_fail(const char *fmt, ...)
 	abort();
 }
 
+const char *fuzz_param(char *const *params, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (; params && *params; params++)
+		if (strncmp(*params, name, n) == 0 && (*params)[n] == '=')
+			return *params + n + 1;
+	return NULL;
+}
+
 static struct worker the_worker;
 static bool worker_ready;
 static char *tokens[2];

@@ -38,6 +38,10 @@
 /* Abort with a message: a broken invariant, kept by libFuzzer as a crash. */
 void fuzz_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
+/* The value of parameter `name` in a NULL-terminated "NAME=value" array, or
+ * NULL: looked up as libfcgi's FCGX_GetParam does, independently of http.c. */
+const char *fuzz_param(char *const *params, const char *name);
+
 /* The harness worker (created on first use, lives until exit).  extra_env
  * (NULL-terminated, may be NULL) is added to the fixed environment on the
  * first call only. */

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <json-c/json.h>
 #include <openssl/evp.h>
 
 #include "harness.h"
@@ -39,16 +40,6 @@ static const char *const kept[] = {
     "CONTENT_TYPE",   "CONTENT_LENGTH",       "HTTP_AUTHORIZATION", "HTTP_IDEMPOTENCY_KEY",
     "REMOTE_ADDR",    "HTTP_X_FORWARDED_FOR", "HTTP_X_REQUEST_ID",  NULL,
 };
-
-static const char *param(char **envp, const char *name)
-{
-	size_t n = strlen(name);
-
-	for (; envp && *envp; envp++)
-		if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
-			return *envp + n + 1;
-	return NULL;
-}
 
 static void save(const char *dir, const char *kind, const void *data, size_t len)
 {
@@ -69,6 +60,32 @@ static void save(const char *dir, const char *kind, const void *data, size_t len
 	fclose(f);
 }
 
+/* "P" and the payload of a token valid under one of w's keys, as json-c
+ * prints it (our tokens' payloads are json-c's plain printing). */
+static void save_payload(const struct worker *w, const char *dir, const char *tok)
+{
+	const struct secret *keys[2] = {&w->cfg.secret_key, &w->cfg.secret_key_previous};
+	struct json_object *payload = NULL;
+
+	for (int i = 0; i < 2 && !payload; i++)
+		if (keys[i]->len &&
+		    token_verify_jws(tok, strlen(tok), (const unsigned char *)keys[i]->bytes,
+		                     keys[i]->len, &payload) != TOKEN_OK)
+			payload = NULL;
+	if (payload) {
+		const char *text = json_object_to_json_string_ext(
+		    payload, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+		char *seed = malloc(strlen(text) + 2);
+		if (seed) {
+			seed[0] = 'P';
+			strcpy(seed + 1, text);
+			save(dir, "token", seed, strlen(seed));
+			free(seed);
+		}
+		json_object_put(payload);
+	}
+}
+
 static bool token_valid(const struct worker *w, const char *tok, struct token_claims *c)
 {
 	return token_verify(tok, strlen(tok), &w->cfg.secret_key, &w->cfg.secret_key_previous,
@@ -78,7 +95,7 @@ static bool token_valid(const struct worker *w, const char *tok, struct token_cl
 static void record(const struct worker *w, const char *dir, char **envp, const char *body,
                    size_t body_len)
 {
-	const char *auth = param(envp, "HTTP_AUTHORIZATION");
+	const char *auth = fuzz_param(envp, "HTTP_AUTHORIZATION");
 	const char *tok = auth && strncasecmp(auth, "Bearer ", 7) == 0 ? auth + 7 : NULL;
 	struct token_claims claims;
 	bool valid = tok && token_valid(w, tok, &claims);
@@ -89,7 +106,7 @@ static void record(const struct worker *w, const char *dir, char **envp, const c
 	if (!f)
 		return;
 	for (const char *const *k = kept; *k; k++) {
-		const char *v = param(envp, *k);
+		const char *v = fuzz_param(envp, *k);
 		if (!v)
 			continue;
 		if (valid && strcmp(*k, "HTTP_AUTHORIZATION") == 0)
@@ -110,31 +127,15 @@ static void record(const struct worker *w, const char *dir, char **envp, const c
 		fclose(f);
 		save(dir, "token", text, len);
 		free(text);
-		if (valid) {
-			/* The payload part, decoded: the claims the worker issued. */
-			const char *p = strchr(tok, '.') + 1, *q = strchr(p, '.');
-			char b64[4096], raw[3 * sizeof b64 / 4 + 2];
-			size_t n = (size_t)(q - p), i;
-			int m;
-			for (i = 0; i < n && i < sizeof b64 - 4; i++)
-				b64[i] = p[i] == '-' ? '+' : p[i] == '_' ? '/' : p[i];
-			while (i % 4)
-				b64[i++] = '=';
-			raw[0] = 'P';
-			m = EVP_DecodeBlock((unsigned char *)raw + 1, (unsigned char *)b64, (int)i);
-			if (m > 0) {
-				while (m > 0 && raw[m] == '\0')
-					m--; /* padding decodes to zero bytes */
-				save(dir, "token", raw, (size_t)m + 1);
-			}
-		}
+		if (valid)
+			save_payload(w, dir, tok);
 	}
-	if (param(envp, "REMOTE_ADDR")) {
-		const char *xff = param(envp, "HTTP_X_FORWARDED_FOR");
+	if (fuzz_param(envp, "REMOTE_ADDR")) {
+		const char *xff = fuzz_param(envp, "HTTP_X_FORWARDED_FOR");
 		const char *tp = getenv("TRUSTED_PROXIES"), *ma = getenv("METRICS_ALLOW");
 		text = NULL;
 		f = open_memstream(&text, &len);
-		fprintf(f, "%s\n%s\n%s\n%s", param(envp, "REMOTE_ADDR"), xff ? xff : "",
+		fprintf(f, "%s\n%s\n%s\n%s", fuzz_param(envp, "REMOTE_ADDR"), xff ? xff : "",
 		        tp ? tp : "", ma ? ma : "127.0.0.0/8,::1/128");
 		fclose(f);
 		save(dir, "netaddr", text, len);
@@ -163,7 +164,7 @@ int main(void)
 	while (FCGX_Accept_r(&fr) >= 0) {
 		/* The whole body first (as much as declared, up to 1 MiB), then
 		 * served from memory exactly as chat-fcgi serves it. */
-		const char *cl = param(fr.envp, "CONTENT_LENGTH");
+		const char *cl = fuzz_param(fr.envp, "CONTENT_LENGTH");
 		size_t want = cl ? strtoul(cl, NULL, 10) : 0, got = 0;
 		char *body = malloc(want > (1u << 20) ? (1u << 20) : want + 1);
 		struct fuzz_reader in;
