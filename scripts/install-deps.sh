@@ -11,7 +11,11 @@ PACKAGES=(
 	clang-format cppcheck valgrind wrk
 	clang libclang-rt-14-dev llvm
 	prometheus
+	chromium
 )
+# Node.js runs the OpenAPI checks and drives chromium in the browser tests
+# (tests/web/).  Any Node.js 18 or later does; Debian's when there is none.
+command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

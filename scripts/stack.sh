@@ -162,6 +162,8 @@ stack_lighttpd_conf() {
 		-e "s|^var.chat_bin .*|var.chat_bin     = \"$build/chat-fcgi\"|" \
 		-e "s|^var.chat_state .*|var.chat_state   = \"$STACK_DIR/run\"|" \
 		-e "s|^var.chat_user .*|var.chat_user    = \"\"|" \
+		-e "s|^var.chat_web .*|var.chat_web     = \"$STACK_SRCDIR/web\"|" \
+		-e "s|^var.chat_openapi .*|var.chat_openapi = \"$STACK_SRCDIR/openapi.yaml\"|" \
 		"$STACK_SRCDIR/lighttpd.conf" >"$STACK_DIR/lighttpd.conf"
 	lighttpd -tt -f "$STACK_DIR/lighttpd.conf" >/dev/null
 }

@@ -8,6 +8,13 @@
 #   e2e_start 4                  # workers
 #   req GET /healthz; expect_status 200
 #   e2e_finish                   # prints "N passed, N failed", sets exit code
+#
+# Every answer req() receives is recorded in $STACK_DIR/responses.jsonl and
+# checked against openapi.yaml at the end (tests/web/validate-responses.mjs),
+# as one more test.  A request that provokes an answer of the web server
+# itself (lighttpd's or Apache's own 413, 4xx or 501: not the API) is
+# marked by its reason, and then skipped if the web server did answer:
+#   E2E_NOT_API="lighttpd's own 431 for a huge header" req GET /auth/me ...
 
 set -uo pipefail
 
@@ -71,15 +78,59 @@ e2e_lighttpd() {
 	exit 99
 }
 
-# req METHOD PATH [curl args...]: sets STATUS, BODY and HDRS (a file).
+# req METHOD PATH [curl args...]: sets STATUS, BODY and HDRS (a file), and
+# records the answer in E2E_RESPONSES.
 HDRS=$STACK_DIR/headers
+E2E_RESPONSES=$STACK_DIR/responses.jsonl
 STATUS= BODY=
 req() {
 	local method=$1 path=$2
 	shift 2
+	: >"$HDRS" # no stale headers when nothing answers
 	BODY=$(curl -s -S -X "$method" -D "$HDRS" -o - -w '\n%{http_code}' --max-time 20 "$@" "$BASE$path")
 	STATUS=${BODY##*$'\n'}
 	BODY=${BODY%$'\n'*}
+	e2e_record "$method" "$path"
+}
+
+# e2e_record METHOD PATH: the answer in STATUS, HDRS and BODY as one JSON
+# line: the last header block (after any 100 Continue) as [name, value]
+# pairs, the body as text.  Files, not arguments: a page of messages can be
+# larger than one argument may be.
+e2e_record() {
+	printf '%s' "$BODY" >"$STACK_DIR/response.body"
+	jq -nc --arg test "$E2E_NAME" --arg method "$1" --arg path "$2" --arg status "$STATUS" \
+		--arg not_api "${E2E_NOT_API:-}" --rawfile headers "$HDRS" --rawfile body "$STACK_DIR/response.body" '
+		{test: $test, method: $method, path: $path, status: ($status | tonumber? // 0),
+		 not_api: (if $not_api == "" then null else $not_api end),
+		 headers: ($headers | gsub("\r"; "") | split("\n\n") | map(select(startswith("HTTP/"))) | (last // "")
+			| split("\n") | .[1:] | map(select(test("^[^:]+:")) | capture("^(?<n>[^:]+):[ \t]*(?<v>.*)$") | [.n, .v])),
+		 body: $body}' >>"$E2E_RESPONSES" 2>"$STACK_DIR/record.err" ||
+		jq -nc --arg test "$E2E_NAME" --arg method "$1" --arg path "$2" --arg err "$(cat "$STACK_DIR/record.err")" \
+			'{test: $test, method: $method, path: $path, record_error: $err}' >>"$E2E_RESPONSES"
+}
+
+# e2e_check_responses: one test, every recorded answer conforms to
+# openapi.yaml (per-operation counts go to stderr, for the log).  Exits 99
+# when node or its modules are missing, like a missing tool.
+e2e_check_responses() {
+	local out rc line
+	if [ ! -s "$E2E_RESPONSES" ]; then
+		echo "# no answer was recorded: nothing to check against openapi.yaml"
+		return 0
+	fi
+	command -v node >/dev/null || { echo "Bail out! node is missing (scripts/install-deps.sh)"; exit 99; }
+	out=$(node "$E2E_SRCDIR/tests/web/validate-responses.mjs" --doc "$E2E_SRCDIR/openapi.yaml" "$E2E_RESPONSES")
+	rc=$?
+	[ "$rc" = 99 ] && { echo "$out"; exit 99; }
+	while IFS= read -r line; do
+		case $line in
+		"ok - "*) pass "${line#ok - }" ;;
+		"not ok - "*) fail "${line#not ok - }" ;;
+		*) echo "$line" ;;
+		esac
+	done <<<"$out"
+	[ "$rc" = 0 ] || [[ "$out" == *"not ok - "* ]] || fail "validate-responses.mjs exited $rc" "$out"
 }
 
 # json METHOD PATH JSON [curl args...]
@@ -195,6 +246,7 @@ e2e_finish() {
 	sleep 0.2
 	check "no sanitizer report and no worker crash in the log" \
 		bash -c '! grep -E "AddressSanitizer|LeakSanitizer|runtime error:|child signal" "$0"' "$STACK_DIR/lighttpd.log"
+	e2e_check_responses
 	echo "$E2E_PASSED passed, $E2E_FAILED failed"
 	[ "$E2E_FAILED" -eq 0 ]
 	exit $?

@@ -64,6 +64,10 @@ apache_files() {
 	chmod 755 "$AP" "$AP/bin" "$AP/run"
 	chmod 700 "$AP/secrets"
 	cp "$E2E_BUILDDIR/chat-fcgi" "$AP/bin/chat-fcgi"
+	# The static files too: Apache's children serve them as AP_USER.
+	cp -R "$E2E_SRCDIR/web" "$AP/web"
+	cp "$E2E_SRCDIR/openapi.yaml" "$AP/openapi.yaml"
+	chmod -R a+rX "$AP/web" "$AP/openapi.yaml"
 	chmod 755 "$AP/bin/chat-fcgi"
 	cp "$STACK_DIR/secrets/secret_key" "$STACK_DIR/secrets/pg_app_password" "$AP/secrets/"
 	chmod 600 "$AP"/secrets/*
@@ -89,6 +93,8 @@ apache_conf() {
 		-e "s|^Define CHAT_STATE .*|Define CHAT_STATE $AP/run|" \
 		-e "s|^Define CHAT_LOG .*|Define CHAT_LOG $APACHE_LOG|" \
 		-e "s|^Define CHAT_USER .*|Define CHAT_USER $AP_USER|" \
+		-e "s|^Define CHAT_WEB .*|Define CHAT_WEB $AP/web|" \
+		-e "s|^Define CHAT_OPENAPI .*|Define CHAT_OPENAPI $AP/openapi.yaml|" \
 		-e "s|^Define CHAT_GROUP .*|Define CHAT_GROUP $AP_GROUP|" \
 		-e "s|^Define CHAT_MODULES .*|Define CHAT_MODULES $APACHE_MODULES|" \
 		-e "s|^Define CHAT_MAX_BODY .*|Define CHAT_MAX_BODY $max_body|" \
@@ -151,6 +157,27 @@ check "healthz through apache: 200 ok" is_json .status ok
 check "... JSON, nosniff, no-store, a request id" bash -c '[ "$0" = application/json ] && [ "$1" = nosniff ] && [ "$2" = no-store ] && [ -n "$3" ]' \
 	"$(header Content-Type)" "$(header X-Content-Type-Options)" "$(header Cache-Control)" "$(header X-Request-ID)"
 check "ServerTokens Prod: the Server header names no version" bash -c '[ "$0" = Apache ]' "$(header Server)"
+
+# The static side: the web client, the docs page and the document are the
+# repository's files, served by Apache itself under the strict CSP.
+apache_static() { # URL FILE
+	curl -s -D "$HDRS" -o "$AP/static.out" "$BASE$1" && cmp -s "$AP/static.out" "$2" &&
+		grep -qi '^HTTP/1.1 200' "$HDRS" && [ -z "$(header X-Request-ID)" ] &&
+		[ "$(header Content-Security-Policy)" = "$(sed -n "s/.*Content-Security-Policy\" *=> *\"\(.*\)\",\$/\1/p" "$E2E_SRCDIR/lighttpd.conf")" ] &&
+		has_header X-Content-Type-Options nosniff
+}
+check "GET / is web/index.html from Apache, under lighttpd.conf's CSP" apache_static / "$E2E_SRCDIR/web/index.html"
+check "GET /docs is the docs page" apache_static /docs "$E2E_SRCDIR/web/docs/index.html"
+check "GET /docs/swagger-ui/swagger-ui.css is the vendored file" apache_static /docs/swagger-ui/swagger-ui.css "$E2E_SRCDIR/web/docs/swagger-ui/swagger-ui.css"
+check "GET /openapi.yaml is the repository's document" apache_static /openapi.yaml "$E2E_SRCDIR/openapi.yaml"
+check "... text/javascript for the client's scripts" bash -c 'curl -s -o /dev/null -w "%{content_type}" "$0/assets/app.js" | grep -qx "text/javascript; charset=utf-8"' "$BASE"
+req GET /index.htm
+check "an unknown path still reaches a worker: its JSON 404" is_error 404 not_found
+leaks=
+for u in /assets/../../README.md /docs/%2e%2e/%2e%2e/README.md /docs/..%2f..%2fREADME.md /openapi.yaml/../lighttpd.conf; do
+	case $(curl -s --path-as-is "$BASE$u") in *"# chat-fcgi"* | *"var.chat_"*) leaks="$leaks $u" ;; esac
+done
+check "dot-dot and encoded traversals reach no file outside web/:${leaks:- none}" [ -z "$leaks" ]
 if [ "$(id -u)" -eq 0 ]; then
 	owners=$(worker_pids | xargs -r ps -o user= -p | sort -u | tr '\n' ' ')
 	check "the workers run as $AP_USER, not root ($owners)" [ "$owners" = "$AP_USER " ]
@@ -220,7 +247,7 @@ big=$(head -c 70000 /dev/zero | tr '\0' 'a')
 json POST /auth/register "{\"email\":\"big@x.io\",\"password\":\"$big\"}"
 check "a body over MAX_BODY_BYTES (70 kB): the worker's 413 payload_too_large (JSON)" is_error 413 payload_too_large
 { printf '{"email":"huge@x.io","password":"'; head -c 200000 /dev/zero | tr '\0' 'a'; printf '"}'; } >"$STACK_DIR/huge.json"
-req POST /auth/register -H 'Content-Type: application/json' --data-binary @"$STACK_DIR/huge.json"
+E2E_NOT_API="Apache's own 413 (ErrorDocument)" req POST /auth/register -H 'Content-Type: application/json' --data-binary @"$STACK_DIR/huge.json"
 check "a body over twice MAX_BODY_BYTES (200 kB): Apache's own 413, in the JSON envelope" is_error 413 payload_too_large
 check "... with nosniff and no-store" bash -c '[ "$0" = nosniff ] && [ "$1" = no-store ]' "$(header X-Content-Type-Options)" "$(header Cache-Control)"
 start=$(date +%s%N)
@@ -229,7 +256,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -m 10 -X POST -H 'Content-Type: ap
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 check "10 MB Content-Length that never arrives: 413 from the headers at once (${ms} ms)" \
 	[ "$code" = 413 -a "$ms" -lt 2000 ]
-req POST /auth/register -H 'Content-Type: application/json' -H 'Transfer-Encoding: chunked' --data-binary @"$STACK_DIR/huge.json"
+E2E_NOT_API="mod_fcgid's own 500 (ErrorDocument)" req POST /auth/register -H 'Content-Type: application/json' -H 'Transfer-Encoding: chunked' --data-binary @"$STACK_DIR/huge.json"
 check "a chunked body growing past the cap: mod_fcgid's 500 (JSON envelope), not passed on" is_error 500 internal
 head -c 70000 "$STACK_DIR/huge.json" >"$STACK_DIR/big.json"
 req POST /auth/register -H 'Content-Type: application/json' -H 'Transfer-Encoding: chunked' --data-binary @"$STACK_DIR/big.json"
@@ -328,6 +355,7 @@ check "mod_fcgid logs its workers' starts and exits (LogLevel fcgid:info)" grep 
 # The worker killed above was ours; any other death or report is a bug.
 check "no sanitizer report and no worker crash in the log" \
 	bash -c '! grep -v "($0)" "$1" | grep -E "AddressSanitizer|LeakSanitizer|runtime error:|unexpected signal|return code: [1-9]|AH00052"' "$victim" "$APACHE_LOG"
+e2e_check_responses
 echo "$E2E_PASSED passed, $E2E_FAILED failed"
 [ "$E2E_FAILED" -eq 0 ]
 exit $?
