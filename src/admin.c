@@ -24,6 +24,7 @@
 #include "db.h"
 #include "netaddr.h"
 #include "ratelimit.h"
+#include "util.h"
 #include "worker.h"
 
 #ifndef CHAT_SQL_DIR
@@ -252,7 +253,7 @@ static int cmd_ratelimit_stats(struct rl_table *t, const char *name)
 {
 	struct rl_stats st;
 
-	rl_stats(t, rl_now_ns(), &st);
+	rl_stats(t, util_now_ns(), &st);
 	printf("segment %s: %llu slots, %llu in use (%.2f%%), created by pid %d\n", name,
 	       (unsigned long long)st.slots, (unsigned long long)st.in_use,
 	       st.slots ? 100.0 * (double)st.in_use / (double)st.slots : 0.0, (int)st.creator_pid);

@@ -17,6 +17,7 @@
 #include "fields.h"
 #include "reply.h"
 #include "token.h"
+#include "utf8.h"
 #include "worker.h"
 
 enum {
@@ -209,15 +210,7 @@ void auth_register(struct worker *w, struct request *req, struct response *res)
 		goto out;
 	if (!name) {
 		/* Default: the local part, cut to the 64 characters allowed. */
-		size_t n = strcspn(email, "@"), count = 0, i;
-		for (i = 0; i < n && count < 64; i++)
-			if (((unsigned char)email[i] & 0xC0) != 0x80)
-				count++;
-		while (i < n && ((unsigned char)email[i] & 0xC0) == 0x80)
-			i++;
-		if (count == 64 && i < n && ((unsigned char)email[i] & 0xC0) != 0x80)
-			n = i;
-		name = strndup(email, n);
+		name = strndup(email, utf8_prefix(email, strcspn(email, "@"), 64));
 	}
 	if (!name) {
 		reply_internal(res);

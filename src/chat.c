@@ -19,6 +19,7 @@
 #include "log.h"
 #include "reply.h"
 #include "utf8.h"
+#include "util.h"
 #include "worker.h"
 
 enum {
@@ -304,9 +305,9 @@ static int query_int(const struct request *req, const char *name, int64_t min, i
 
 	if (r == 0)
 		return 0;
-	/* "0" is the one canonical spelling http_parse_id (ids) refuses. */
+	/* "0" is the one canonical spelling util_parse_id (ids) refuses. */
 	ok = r > 0 && ((min == 0 && len == 1 && raw[0] == '0') ||
-	               (http_parse_id(raw, len, &v) == 0 && v <= max));
+	               (util_parse_id(raw, len, &v) == 0 && v <= max));
 	free(raw);
 	if (!ok) {
 		if (max == INT64_MAX)

@@ -12,6 +12,7 @@
 #include "ratelimit.h"
 #include "reply.h"
 #include "router.h"
+#include "util.h"
 #include "worker.h"
 
 #define METRICS_LAYOUT     1u
@@ -171,7 +172,7 @@ static void render_rate_limits(struct rl_table *rl, FILE *f)
 {
 	struct rl_stats st;
 
-	rl_stats(rl, rl_now_ns(), &st);
+	rl_stats(rl, util_now_ns(), &st);
 	fputs("# HELP chat_rate_limit_rejections_total Requests refused by the rate limiter.\n"
 	      "# TYPE chat_rate_limit_rejections_total counter\n",
 	      f);

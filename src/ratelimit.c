@@ -59,6 +59,8 @@
 
 #include <openssl/rand.h>
 
+#include "util.h"
+
 /* A process killed mid-update must not leave a lock behind, so every shared
  * word is a lock-free atomic: never a mutex, never a libatomic lock table
  * (which is per process and would not even exclude other processes). */
@@ -249,15 +251,6 @@ uint64_t rl_siphash24(const uint8_t key[16], const void *msg, size_t len)
 }
 
 /* ---- time and GCRA ---- */
-
-uint64_t rl_now_ns(void)
-{
-	struct timespec ts;
-
-	/* CLOCK_MONOTONIC cannot fail with a valid pointer. */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
-}
 
 static int gcra_of(const struct rate_policy *p, struct gcra *g)
 {
@@ -738,7 +731,7 @@ static int create_segment(int fd, const char *name, uint32_t slots, struct rl_ta
 		return -1;
 	}
 	shm->creator_pid = (int32_t)getpid();
-	shm->created_ns = rl_now_ns();
+	shm->created_ns = util_now_ns();
 	/* Release: whoever reads the magic also reads the header above. */
 	atomic_store_explicit(&shm->magic, RL_MAGIC, memory_order_release);
 
@@ -804,7 +797,7 @@ static int attach_segment(int fd, const char *name, uint32_t want_slots, uint64_
 			if (magic != 0)
 				break;
 		}
-		if (rl_now_ns() >= deadline_ns) {
+		if (util_now_ns() >= deadline_ns) {
 			set_err(err, errlen,
 			        "shared memory %s exists but was never initialised (its "
 			        "creator died during start-up?): remove it with chat-admin "
@@ -875,7 +868,7 @@ out:
 static int open_segment(const char *name, uint32_t slots, bool may_create, struct rl_table **out,
                         char *err, size_t errlen)
 {
-	uint64_t deadline = rl_now_ns() + OPEN_WAIT_MS * NS_PER_MS;
+	uint64_t deadline = util_now_ns() + OPEN_WAIT_MS * NS_PER_MS;
 
 	*out = NULL;
 	if (!valid_name(name)) {
@@ -916,7 +909,7 @@ static int open_segment(const char *name, uint32_t slots, bool may_create, struc
 		if (fd < 0) {
 			/* Removed between our two shm_open calls (a failed
 			 * creator, an operator): try to create it again. */
-			if (errno == ENOENT && may_create && rl_now_ns() < deadline)
+			if (errno == ENOENT && may_create && util_now_ns() < deadline)
 				continue;
 			if (errno == ENOENT)
 				set_err(err, errlen,

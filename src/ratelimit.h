@@ -120,9 +120,6 @@ struct rl_stats {
 	struct rl_class_stats classes[RL_MAX_CLASSES];
 };
 
-/* CLOCK_MONOTONIC in nanoseconds: the same clock in every process. */
-uint64_t rl_now_ns(void);
-
 /*
  * Map the table called `name` ("/chat-fcgi": one leading slash, no other),
  * creating it with `slots` slots if it does not exist.  Returns 0 with *out
@@ -150,7 +147,7 @@ int rl_unlink(const char *name, char *err, size_t errlen);
 
 /*
  * Count one request of `key` (any bytes) in class class_id under `policy` at
- * now_ns (rl_now_ns(), or a fake clock in tests).  Returns 0 with *out
+ * now_ns (util_now_ns(), or a fake clock in tests).  Returns 0 with *out
  * filled, or -1 with errno EINVAL (class id, period 0 or above
  * RL_MAX_PERIOD_S) or EOVERFLOW (clock beyond 2^40 ms); a caller should
  * then refuse the request.

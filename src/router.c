@@ -11,6 +11,7 @@
 #include "chat.h"
 #include "health.h"
 #include "metrics.h"
+#include "util.h"
 
 static const struct route routes[] = {
     {"GET", "/healthz", health_healthz, ROUTE_BODY_NONE, false, ROUTE_LIMIT_NONE, "healthz"},
@@ -57,7 +58,7 @@ static bool path_matches(const char *pattern, const char *path, int64_t ids[HTTP
 	while (*pattern && *path) {
 		if (strncmp(pattern, "{id}", 4) == 0) {
 			size_t n = strcspn(path, "/");
-			if (nids == HTTP_MAX_PATH_IDS || http_parse_id(path, n, &ids[nids]) != 0)
+			if (nids == HTTP_MAX_PATH_IDS || util_parse_id(path, n, &ids[nids]) != 0)
 				return false;
 			nids++;
 			pattern += 4;

@@ -23,6 +23,7 @@
 #include "ratelimit.h"
 #include "reply.h"
 #include "router.h"
+#include "util.h"
 
 _Static_assert(LIMIT_CLASSES <= RL_MAX_CLASSES, "every class has its counters in the table");
 
@@ -143,7 +144,7 @@ int worker_rate_limit(struct worker *w, struct request *req, struct response *re
 	if (policy->limit == 0)
 		return 0;
 	if (!w->rl ||
-	    rl_check(w->rl, policy, (uint8_t) class, key, strlen(key), rl_now_ns(), &r) != 0) {
+	    rl_check(w->rl, policy, (uint8_t) class, key, strlen(key), util_now_ns(), &r) != 0) {
 		/* Cannot happen with a validated policy; never admit blindly. */
 		reply_internal(res);
 		return -1;

@@ -29,6 +29,7 @@
 #include <openssl/params.h>
 
 #include "ratelimit.h"
+#include "util.h"
 
 #define NS_PER_MS UINT64_C(1000000)
 #define SEC(x)    ((uint64_t)(x)*UINT64_C(1000000000))
@@ -677,7 +678,7 @@ static void hammer_rounds(const char *name, const char *prefix, int nproc, int r
 				for (int i = 0; i < tries; i++) {
 					struct rl_result out;
 
-					if (rl_check(t, &pol, 1, key, strlen(key), rl_now_ns(),
+					if (rl_check(t, &pol, 1, key, strlen(key), util_now_ns(),
 					             &out) < 0)
 						_exit(3);
 					n += out.allowed;
@@ -716,7 +717,7 @@ START_TEST(test_fork_hammer_one_key)
 	struct rl_stats st;
 
 	hammer_rounds(name, "hammer", 8, 50, 100, 5, 3600);
-	rl_stats(t, rl_now_ns(), &st);
+	rl_stats(t, util_now_ns(), &st);
 	ck_assert_uint_eq(st.classes[1].checks, 8 * 50 * 100);
 	ck_assert_uint_eq(st.classes[1].rejected, 8 * 50 * 100 - 5 * 50);
 	ck_assert_uint_eq(st.classes[1].conflicts, 0);
@@ -761,7 +762,7 @@ START_TEST(test_concurrent_create)
 				while (atomic_load(&g->round) == 0)
 					sched_yield();
 				if (rl_open(name, 256, &t, err, sizeof(err)) == 0) {
-					rl_stats(t, rl_now_ns(), &st);
+					rl_stats(t, util_now_ns(), &st);
 					me = (struct open_report){1, st.creator_pid, st.created_ns,
 					                          st.slots};
 					rl_close(t);
@@ -902,13 +903,13 @@ END_TEST
 START_TEST(test_never_published)
 {
 	const char *name = test_name("stale");
-	uint64_t start = rl_now_ns(), waited;
+	uint64_t start = util_now_ns(), waited;
 	uint8_t *p;
 
 	/* Died after ftruncate, before the magic. */
 	p = raw_segment(name, 4096 * 4, 0600);
 	expect_open_error(name, 1024, "never initialised", "rm /dev/shm/");
-	waited = rl_now_ns() - start;
+	waited = util_now_ns() - start;
 	ck_assert_uint_ge(waited, SEC(2) - MS(10));
 	ck_assert_uint_lt(waited, SEC(4));
 	munmap(p, 4096 * 4);
@@ -962,14 +963,14 @@ START_TEST(test_sigkill_mid_update)
 					if (rand_r(&s) & 1) {
 						snprintf(key, sizeof(key), "s%u", (unsigned)u);
 						if (rl_check(mine, &slow, 0, key, strlen(key),
-						             rl_now_ns(), &r) < 0)
+						             util_now_ns(), &r) < 0)
 							_exit(3);
 						if (r.allowed)
 							write_full(rep[1], &u, sizeof(u));
 					} else {
 						snprintf(key, sizeof(key), "f%u", (unsigned)u % 40);
 						if (rl_check(mine, &fast, 1, key, strlen(key),
-						             rl_now_ns(), &r) < 0)
+						             util_now_ns(), &r) < 0)
 							_exit(3);
 					}
 				}
@@ -1003,7 +1004,7 @@ START_TEST(test_sigkill_mid_update)
 	ck_assert_int_gt(total, 0);
 
 	/* Every slot holds a whole, plausible entry. */
-	ck_assert_msg(rl_verify(t, rl_now_ns(), err, sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(rl_verify(t, util_now_ns(), err, sizeof(err)) == 0, "%s", err);
 
 	/* The killed processes' admissions still count: a slow key never gets
 	 * more than 3 in all (reports undercount; they cannot overcount). */
@@ -1013,18 +1014,18 @@ START_TEST(test_sigkill_mid_update)
 
 		snprintf(key, sizeof(key), "s%d", u);
 		for (int i = 0; i < 5; i++)
-			later += check_key(t, 3, 3600, 0, key, rl_now_ns()).allowed;
+			later += check_key(t, 3, 3600, 0, key, util_now_ns()).allowed;
 		ck_assert_msg(reported[u] + later <= 3, "key %s: %d + %d admitted, limit 3", key,
 		              reported[u], later);
 	}
 
 	/* Nothing is stuck: fresh keys are limited exactly, by new processes. */
-	rl_stats(t, rl_now_ns(), &st);
+	rl_stats(t, util_now_ns(), &st);
 	hammer_rounds(name, "after-kill", 8, 10, 100, 5, 3600);
 	{
 		struct rl_stats after;
 
-		rl_stats(t, rl_now_ns(), &after);
+		rl_stats(t, util_now_ns(), &after);
 		ck_assert_uint_eq(after.classes[1].checks - st.classes[1].checks, 8 * 10 * 100);
 		ck_assert_uint_eq(after.classes[1].conflicts, st.classes[1].conflicts);
 	}
@@ -1283,7 +1284,7 @@ START_TEST(test_concurrent_guarantee)
 		ck_assert_int_ge(pid, 0);
 		if (pid == 0) {
 			struct rec *mine = recs + (size_t)c * REC_MAX;
-			uint64_t end = rl_now_ns() + MS(2000);
+			uint64_t end = util_now_ns() + MS(2000);
 			unsigned s = (unsigned)getpid();
 			struct rl_table *h = NULL;
 			char err[RL_ERR_LEN];
@@ -1293,7 +1294,7 @@ START_TEST(test_concurrent_guarantee)
 			if (rl_open(name, 32, &h, err, sizeof(err)) < 0)
 				_exit(2);
 			while (n < REC_MAX) {
-				uint64_t now = rl_now_ns();
+				uint64_t now = util_now_ns();
 				uint16_t key =
 				    (uint16_t)((now / MS(20) + (unsigned)rand_r(&s) % 6) % KEYS);
 				uint8_t cls = (uint8_t)(rand_r(&s) & 1);
@@ -1312,7 +1313,7 @@ START_TEST(test_concurrent_guarantee)
 				snprintf(k, sizeof(k), "g%u", key);
 				if (rl_check(h, &pol[cls], cls, k, strlen(k), now, &r) < 0)
 					_exit(3);
-				mine[n++] = (struct rec){now, rl_now_ns(), key, cls, r.allowed};
+				mine[n++] = (struct rec){now, util_now_ns(), key, cls, r.allowed};
 			}
 			counts[c] = n;
 			rl_close(h);
@@ -1355,7 +1356,7 @@ START_TEST(test_concurrent_guarantee)
 			}
 		}
 	}
-	rl_stats(t, rl_now_ns(), &st);
+	rl_stats(t, util_now_ns(), &st);
 	ck_assert_uint_gt(total_adm, 0);
 	ck_assert_uint_gt(st.evictions, 0);
 	ck_assert_uint_gt(st.classes[0].table_full + st.classes[1].table_full, 0);
