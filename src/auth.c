@@ -84,8 +84,6 @@ static const struct text_rule current_password_rule = {"current_password", true,
 static const struct text_rule changed_password_rule = {"new_password", true, false,
                                                        FIELD_BYTES,    8,    1024};
 
-#define INVALID_CREDENTIALS "email or password is wrong"
-
 const struct db_statement *auth_statements(size_t *count)
 {
 	*count = sizeof statements / sizeof statements[0];
@@ -235,8 +233,7 @@ void auth_register(struct worker *w, struct request *req, struct response *res)
 	OPENSSL_cleanse(hash, sizeof hash);
 	if (!r) {
 		if (st == DB_UNIQUE_VIOLATION)
-			http_error(res, 409, "email_taken", "an account with this email exists",
-			           "email");
+			reply_email_taken(res);
 		else
 			reply_db_error(res, st);
 		goto out;
@@ -293,12 +290,6 @@ static int login_input(struct request *req, struct response *res, char **email, 
 	return r < 0 ? -1 : 0;
 }
 
-static void invalid_credentials(struct response *res)
-{
-	http_error(res, 401, "invalid_credentials", INVALID_CREDENTIALS, NULL);
-	http_add_header(res, "WWW-Authenticate", "Bearer");
-}
-
 void auth_login(struct worker *w, struct request *req, struct response *res)
 {
 	char *email = NULL, *password = NULL, *token = NULL, newhash[SCRYPT_MCF_LEN];
@@ -328,7 +319,7 @@ void auth_login(struct worker *w, struct request *req, struct response *res)
 	/* Unknown email: spend the same hash time on the dummy, same answer. */
 	stored = PQntuples(r) == 1 ? PQgetvalue(r, 0, 1) : w->auth_dummy_mcf;
 	if (!password_matches(stored, password) || PQntuples(r) != 1) {
-		invalid_credentials(res);
+		reply_invalid_credentials(res);
 		goto out;
 	}
 	if (hash_is_outdated(&w->cfg, stored)) {
@@ -448,7 +439,7 @@ void auth_password(struct worker *w, struct request *req, struct response *res)
 		goto out;
 	}
 	if (!password_matches(PQgetvalue(r, 0, 0), current)) {
-		invalid_credentials(res);
+		reply_invalid_credentials(res);
 		goto out;
 	}
 	if (password_hash(&w->cfg, next, hash) != 0) {

@@ -576,7 +576,7 @@ void chat_member_add(struct worker *w, struct request *req, struct response *res
 	else if (!col_true(r, 0, 1))
 		reply_not_found(res);
 	else if (!col_true(r, 0, 2))
-		http_error(res, 403, "forbidden", OWNER_ONLY, NULL);
+		reply_forbidden(res, OWNER_ONLY);
 	else if (PQgetisnull(r, 0, 3))
 		reply_validation(res, "email", "is not a registered email");
 	else {

@@ -107,11 +107,10 @@ static int read_body(struct worker *w, const struct route *route, struct request
 	const char *detail;
 
 	if (!form && !http_content_type_is(req, "application/json")) {
-		http_error(res, 415, "unsupported_media_type",
-		           route->body == ROUTE_BODY_JSON_OR_FORM
-		               ? "request body must be application/json or a form"
-		               : "request body must be application/json",
-		           NULL);
+		reply_unsupported_media_type(res,
+		                             route->body == ROUTE_BODY_JSON_OR_FORM
+		                                 ? "request body must be application/json or a form"
+		                                 : "request body must be application/json");
 		return -1;
 	}
 	switch (http_read_body(req, w->cfg.max_body_bytes, read_fn, ctx)) {
@@ -157,9 +156,7 @@ int worker_rate_limit(struct worker *w, struct request *req, struct response *re
 	}
 	if (r.allowed)
 		return 0;
-	http_error(res, 429, "rate_limited", "too many requests; retry later", NULL);
-	HTTP_JSON_PUT(res->json, "retry_after", json_object_new_int64(r.retry_after_s));
-	http_add_header(res, "Retry-After", "%u", r.retry_after_s);
+	reply_rate_limited(res, r.retry_after_s);
 	return -1;
 }
 
@@ -212,8 +209,7 @@ void worker_handle(struct worker *w, struct request *req, struct response *res,
 		reply_not_found(res);
 		return;
 	case ROUTER_METHOD_NOT_ALLOWED:
-		http_error(res, 405, "method_not_allowed", "method not allowed on this path", NULL);
-		http_add_header(res, "Allow", "%s", allow);
+		reply_method_not_allowed(res, allow);
 		return;
 	case ROUTER_FOUND:
 		break;
