@@ -15,6 +15,7 @@
 
 #include "db.h"
 #include "fields.h"
+#include "limit.h"
 #include "reply.h"
 #include "token.h"
 #include "utf8.h"
@@ -90,7 +91,11 @@ const struct db_statement *auth_statements(size_t *count)
 	return statements;
 }
 
-int auth_init(struct worker *w)
+/* The dummy MCF of auth_init(): made once at start-up and only read after,
+ * a constant of this process that no other module needs. */
+static char dummy_mcf[SCRYPT_MCF_LEN];
+
+int auth_init(const struct config *cfg)
 {
 	/* A well-formed MCF under the current parameters (16-byte salt, 64-byte
 	 * hash, as libscrypt_check insists): checking a password against it
@@ -108,8 +113,8 @@ int auth_init(struct worker *w)
 	 * its mmap threshold after the first free and keep the next block on the
 	 * heap, resident for good; a fixed threshold returns it every time. */
 	mallopt(M_MMAP_THRESHOLD, 1 << 20);
-	if (libscrypt_mcf(1u << w->cfg.scrypt_log2_n, w->cfg.scrypt_r, w->cfg.scrypt_p, salt64,
-	                  hash64, w->auth_dummy_mcf) <= 0)
+	if (libscrypt_mcf(1u << cfg->scrypt_log2_n, cfg->scrypt_r, cfg->scrypt_p, salt64, hash64,
+	                  dummy_mcf) <= 0)
 		return -1;
 	return 0;
 }
@@ -170,7 +175,7 @@ static void wipe_json_field(struct json_object *obj, const char *name)
 		                (size_t)json_object_get_string_len(v));
 }
 
-int auth_authenticate(struct worker *w, struct request *req, struct response *res)
+int auth_authenticate(const struct config *cfg, struct request *req, struct response *res)
 {
 	const char *h = req->authorization, *tok;
 	struct token_claims claims;
@@ -181,7 +186,7 @@ int auth_authenticate(struct worker *w, struct request *req, struct response *re
 		return -1;
 	}
 	tok = h + 7;
-	st = token_verify(tok, strlen(tok), &w->cfg.secret_key, &w->cfg.secret_key_previous,
+	st = token_verify(tok, strlen(tok), &cfg->secret_key, &cfg->secret_key_previous,
 	                  (int64_t)time(NULL), &claims);
 	if (st != TOKEN_OK) {
 		reply_unauthorized(res,
@@ -306,9 +311,9 @@ void auth_login(struct worker *w, struct request *req, struct response *res)
 		goto out;
 	if (field_email(email, email_len, "email", res) < 0)
 		goto out;
-	/* Per account too, so guessing one password from many addresses is
-	 * bounded as well; still before any query. */
-	if (worker_rate_limit(w, req, res, LIMIT_CLASS_LOGIN, &w->cfg.rate_auth, email) != 0)
+	/* The per-email class (limit.h), once the email is known and still
+	 * before any query. */
+	if (limit_apply(w->rl, &w->cfg, LIMIT_CLASS_LOGIN, email, req, res) != 0)
 		goto out;
 	params[0] = email;
 	r = db_exec(&w->db, &statements[SQL_LOGIN_LOOKUP], 1, params, &st);
@@ -317,7 +322,7 @@ void auth_login(struct worker *w, struct request *req, struct response *res)
 		goto out;
 	}
 	/* Unknown email: spend the same hash time on the dummy, same answer. */
-	stored = PQntuples(r) == 1 ? PQgetvalue(r, 0, 1) : w->auth_dummy_mcf;
+	stored = PQntuples(r) == 1 ? PQgetvalue(r, 0, 1) : dummy_mcf;
 	if (!password_matches(stored, password) || PQntuples(r) != 1) {
 		reply_invalid_credentials(res);
 		goto out;

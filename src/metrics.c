@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "limit.h"
 #include "netaddr.h"
 #include "ratelimit.h"
 #include "reply.h"
@@ -178,7 +179,8 @@ static void render_rate_limits(struct rl_table *rl, FILE *f)
 	      f);
 	for (size_t c = 0; c < LIMIT_CLASSES; c++)
 		fprintf(f, "chat_rate_limit_rejections_total{class=\"%s\"} %llu\n",
-		        limit_class_names[c], (unsigned long long)st.classes[c].rejected);
+		        limit_class_name((enum limit_class)c),
+		        (unsigned long long)st.classes[c].rejected);
 	fprintf(
 	    f,
 	    "# HELP chat_rate_limit_slots_in_use Rate-limit slots holding a key still limited.\n"

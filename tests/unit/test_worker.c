@@ -39,7 +39,7 @@ static void setup(void)
 	memset(&w, 0, sizeof w);
 	ck_assert_int_eq(config_load(&w.cfg, env, &p), 0);
 	db_init(&w.db, &w.cfg);
-	ck_assert_int_eq(auth_init(&w), 0);
+	ck_assert_int_eq(auth_init(&w.cfg), 0);
 	reads = 0;
 }
 
