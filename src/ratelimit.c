@@ -59,6 +59,7 @@
 
 #include <openssl/rand.h>
 
+#include "siphash.h"
 #include "util.h"
 
 /* A process killed mid-update must not leave a lock behind, so every shared
@@ -178,76 +179,11 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* ---- SipHash-2-4 (Aumasson and Bernstein), 64-bit output ---- */
-
-static uint64_t load_le64(const uint8_t *p)
-{
-	return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
-	       (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 |
-	       (uint64_t)p[7] << 56;
-}
-
+/* The class keys are stored as SipHash keys are read: little-endian. */
 static void store_le64(uint8_t *p, uint64_t v)
 {
 	for (int i = 0; i < 8; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t rotl64(uint64_t x, int b)
-{
-	return (x << b) | (x >> (64 - b));
-}
-
-static void sipround(uint64_t v[4])
-{
-	v[0] += v[1];
-	v[1] = rotl64(v[1], 13);
-	v[1] ^= v[0];
-	v[0] = rotl64(v[0], 32);
-	v[2] += v[3];
-	v[3] = rotl64(v[3], 16);
-	v[3] ^= v[2];
-	v[0] += v[3];
-	v[3] = rotl64(v[3], 21);
-	v[3] ^= v[0];
-	v[2] += v[1];
-	v[1] = rotl64(v[1], 17);
-	v[1] ^= v[2];
-	v[2] = rotl64(v[2], 32);
-}
-
-uint64_t rl_siphash24(const uint8_t key[16], const void *msg, size_t len)
-{
-	const uint8_t *in = msg;
-	size_t blocks = len / 8, rest = len % 8;
-	uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
-	uint64_t v[4] = {
-	    UINT64_C(0x736f6d6570736575) ^ k0,
-	    UINT64_C(0x646f72616e646f6d) ^ k1,
-	    UINT64_C(0x6c7967656e657261) ^ k0,
-	    UINT64_C(0x7465646279746573) ^ k1,
-	};
-	uint64_t b = (uint64_t)len << 56;
-
-	/* Indexing, not pointer bumping: msg may be NULL when len is 0. */
-	for (size_t i = 0; i < blocks; i++) {
-		uint64_t m = load_le64(&in[8 * i]);
-
-		v[3] ^= m;
-		sipround(v);
-		sipround(v);
-		v[0] ^= m;
-	}
-	for (size_t i = 0; i < rest; i++)
-		b |= (uint64_t)in[8 * blocks + i] << (8 * i);
-	v[3] ^= b;
-	sipround(v);
-	sipround(v);
-	v[0] ^= b;
-	v[2] ^= 0xff;
-	for (int i = 0; i < 4; i++)
-		sipround(v);
-	return v[0] ^ v[1] ^ v[2] ^ v[3];
 }
 
 /* ---- time and GCRA ---- */
@@ -340,7 +276,7 @@ static uint64_t mix64(uint64_t x)
 static struct probe probe_of(const struct rl_table *t, uint8_t class_id, const void *key,
                              size_t keylen)
 {
-	uint64_t h = rl_siphash24(t->class_key[class_id], key, keylen);
+	uint64_t h = siphash24(t->class_key[class_id], key, keylen);
 	struct probe pr;
 
 	/* Multiply-shift maps 32 random bits onto the buckets without a
@@ -685,9 +621,9 @@ static struct rl_table *table_new(void *map, size_t map_size, char *err, size_t 
 		uint8_t label[2] = {'c', (uint8_t)c};
 
 		/* Two PRF outputs under the segment key make the class key. */
-		store_le64(t->class_key[c], rl_siphash24(t->shm->hash_key, label, 2));
+		store_le64(t->class_key[c], siphash24(t->shm->hash_key, label, 2));
 		label[0] = 'C';
-		store_le64(t->class_key[c] + 8, rl_siphash24(t->shm->hash_key, label, 2));
+		store_le64(t->class_key[c] + 8, siphash24(t->shm->hash_key, label, 2));
 	}
 	return t;
 }

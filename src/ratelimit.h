@@ -169,8 +169,4 @@ void rl_stats(struct rl_table *t, uint64_t now_ns, struct rl_stats *out);
  * Returns 0, or -1 with the first problem in err. O(slots). */
 int rl_verify(struct rl_table *t, uint64_t now_ns, char *err, size_t errlen);
 
-/* SipHash-2-4 with a 64-bit result: the table's keyed hash, public so the
- * tests can compare it with OpenSSL's. */
-uint64_t rl_siphash24(const uint8_t key[16], const void *msg, size_t len);
-
 #endif

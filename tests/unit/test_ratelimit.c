@@ -24,10 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
-
 #include "ratelimit.h"
 #include "util.h"
 
@@ -165,56 +161,6 @@ static uint64_t t_ms(uint32_t limit, uint32_t period_s)
 {
 	return ((uint64_t)period_s * 1000 + limit - 1) / limit;
 }
-
-/* ---- SipHash ---- */
-
-static uint64_t openssl_siphash(const uint8_t key[16], const void *msg, size_t len)
-{
-	EVP_MAC *mac = EVP_MAC_fetch(NULL, "SIPHASH", NULL);
-	EVP_MAC_CTX *ctx;
-	size_t size = 8, outl = 0;
-	OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size),
-	                       OSSL_PARAM_construct_end()};
-	uint8_t out[8];
-	uint64_t v = 0;
-
-	ck_assert_ptr_nonnull(mac);
-	ctx = EVP_MAC_CTX_new(mac);
-	ck_assert_ptr_nonnull(ctx);
-	ck_assert_int_eq(EVP_MAC_init(ctx, key, 16, params), 1);
-	ck_assert_int_eq(EVP_MAC_update(ctx, msg, len), 1);
-	ck_assert_int_eq(EVP_MAC_final(ctx, out, &outl, sizeof(out)), 1);
-	ck_assert_uint_eq(outl, 8);
-	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(mac);
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | out[i];
-	return v;
-}
-
-START_TEST(test_siphash)
-{
-	uint8_t key[16], msg[64];
-	unsigned seed = 7;
-
-	/* The reference vector of the SipHash paper (appendix A). */
-	for (int i = 0; i < 16; i++)
-		key[i] = (uint8_t)i;
-	for (int i = 0; i < 15; i++)
-		msg[i] = (uint8_t)i;
-	ck_assert_uint_eq(rl_siphash24(key, msg, 15), UINT64_C(0xa129ca6149be45e5));
-
-	for (int round = 0; round < 200; round++) {
-		size_t len = (size_t)round % sizeof(msg);
-
-		for (int i = 0; i < 16; i++)
-			key[i] = (uint8_t)rand_r(&seed);
-		for (size_t i = 0; i < len; i++)
-			msg[i] = (uint8_t)rand_r(&seed);
-		ck_assert_uint_eq(rl_siphash24(key, msg, len), openssl_siphash(key, msg, len));
-	}
-}
-END_TEST
 
 /* ---- GCRA with a fake clock ---- */
 
@@ -1417,7 +1363,6 @@ static Suite *ratelimit_suite(void)
 	Suite *s = suite_create("ratelimit");
 	TCase *algo = tcase_create("algorithm"), *shm = tcase_create("shared memory");
 
-	tcase_add_test(algo, test_siphash);
 	tcase_add_test(algo, test_gcra_basics);
 	tcase_add_test(algo, test_gcra_matches_reference);
 	tcase_add_test(algo, test_window_guarantee);
