@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "ratelimit.h"
+#include "segment.h"
 #include "util.h"
 
 /* Limits for the admitted path: effectively unlimited (the burst is 4e9), so
@@ -37,7 +38,7 @@ static void bench_open(struct bench *b, const char *tag, uint32_t slots)
 	char err[RL_ERR_LEN];
 
 	snprintf(b->name, sizeof(b->name), "/chat-fcgi-bench-%ld-%s", (long)getpid(), tag);
-	rl_unlink(b->name, NULL, 0);
+	seg_unlink(b->name, NULL, 0);
 	if (rl_open(b->name, slots, &b->t, err, sizeof(err)) < 0) {
 		fprintf(stderr, "bench_ratelimit: %s\n", err);
 		exit(1);
@@ -47,7 +48,7 @@ static void bench_open(struct bench *b, const char *tag, uint32_t slots)
 static void bench_close(struct bench *b)
 {
 	rl_close(b->t);
-	rl_unlink(b->name, NULL, 0);
+	seg_unlink(b->name, NULL, 0);
 }
 
 static double secs_since(uint64_t start_ns)

@@ -24,6 +24,7 @@
 #include "db.h"
 #include "limit.h"
 #include "ratelimit.h"
+#include "segment.h"
 #include "util.h"
 
 #ifndef CHAT_SQL_DIR
@@ -307,7 +308,7 @@ static int cmd_ratelimit(int argc, char **argv)
 	if (load_config(&cfg, false) != 0)
 		return CONFIG_EXIT_STATUS;
 	if (argc == 1 && strcmp(argv[0], "unlink") == 0) {
-		rc = rl_unlink(cfg.rate_limit_shm, err, sizeof err) == 0 ? 0 : 1;
+		rc = seg_unlink(cfg.rate_limit_shm, err, sizeof err) == 0 ? 0 : 1;
 		if (rc)
 			fprintf(stderr, "ratelimit: %s\n", err);
 		else

@@ -13,6 +13,7 @@
 #include "ratelimit.h"
 #include "reply.h"
 #include "router.h"
+#include "segment.h"
 #include "util.h"
 #include "worker.h"
 
@@ -41,11 +42,11 @@ struct metrics_shm {
 	_Atomic uint64_t db_errors;
 };
 
-_Static_assert(sizeof(struct metrics_shm) <= RL_EXTENSION_BYTES, "metrics fit the extension");
+_Static_assert(sizeof(struct metrics_shm) <= SEG_EXTENSION_BYTES, "metrics fit the extension");
 
-int metrics_attach(struct rl_table *rl, struct metrics_shm **out, char *err, size_t errlen)
+int metrics_attach(const struct segment *seg, struct metrics_shm **out, char *err, size_t errlen)
 {
-	struct metrics_shm *m = rl_extension(rl);
+	struct metrics_shm *m = seg_extension(seg);
 	uint32_t expect = 0;
 
 	if (router_count() + 1 > METRICS_MAX_ROUTES) {

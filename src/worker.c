@@ -62,7 +62,7 @@ int worker_open(struct worker *w)
 		config_free(&w->cfg);
 		return CONFIG_EXIT_STATUS;
 	}
-	if (metrics_attach(w->rl, &w->metrics, err, sizeof err) != 0) {
+	if (metrics_attach(rl_segment(w->rl), &w->metrics, err, sizeof err) != 0) {
 		log_event(LOG_LEVEL_ERROR, "start", "%s", err);
 		rl_close(w->rl);
 		config_free(&w->cfg);

@@ -12,6 +12,7 @@
 
 #include "limit.h"
 #include "ratelimit.h"
+#include "segment.h"
 
 static struct config cfg;
 static struct rl_table *rl;
@@ -31,7 +32,7 @@ static void setup(void)
 
 	ck_assert_int_eq(config_load(&cfg, env, &p), 0);
 	snprintf(shm_name, sizeof shm_name, "/chat-test-limit-%d", (int)getpid());
-	rl_unlink(shm_name, err, sizeof err);
+	seg_unlink(shm_name, err, sizeof err);
 	ck_assert_int_eq(rl_open(shm_name, 1024, &rl, err, sizeof err), 0);
 }
 
@@ -40,7 +41,7 @@ static void teardown(void)
 	char err[RL_ERR_LEN];
 
 	rl_close(rl);
-	rl_unlink(shm_name, err, sizeof err);
+	seg_unlink(shm_name, err, sizeof err);
 	config_free(&cfg);
 }
 

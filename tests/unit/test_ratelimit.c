@@ -25,6 +25,8 @@
 #include <unistd.h>
 
 #include "ratelimit.h"
+#include "ratelimit_internal.h"
+#include "segment.h"
 #include "util.h"
 
 #define NS_PER_MS UINT64_C(1000000)
@@ -668,7 +670,7 @@ START_TEST(test_fork_hammer_one_key)
 	ck_assert_uint_eq(st.classes[1].rejected, 8 * 50 * 100 - 5 * 50);
 	ck_assert_uint_eq(st.classes[1].conflicts, 0);
 	rl_close(t);
-	rl_unlink(name, NULL, 0);
+	seg_unlink(name, NULL, 0);
 }
 END_TEST
 
@@ -738,7 +740,7 @@ START_TEST(test_concurrent_create)
 				creator_is_a_child |= kids[k] == rep[c].creator_pid;
 			ck_assert(creator_is_a_child);
 		}
-		ck_assert_int_eq(rl_unlink(name, NULL, 0), 0);
+		ck_assert_int_eq(seg_unlink(name, NULL, 0), 0);
 		munmap(g, sizeof(*g));
 	}
 }
@@ -809,8 +811,8 @@ START_TEST(test_mismatched_segments)
 	rl_close(must_open(name, 1024));
 	munmap(p, 4096);
 	rl_close(t);
-	ck_assert_int_eq(rl_unlink(name, err, sizeof(err)), 0);
-	ck_assert_int_eq(rl_unlink(name, err, sizeof(err)), -1);
+	ck_assert_int_eq(seg_unlink(name, err, sizeof(err)), 0);
+	ck_assert_int_eq(seg_unlink(name, err, sizeof(err)), -1);
 	ck_assert_ptr_nonnull(strstr(err, "No such file"));
 
 	/* Not ours at all. */
@@ -976,7 +978,7 @@ START_TEST(test_sigkill_mid_update)
 		ck_assert_uint_eq(after.classes[1].conflicts, st.classes[1].conflicts);
 	}
 	rl_close(t);
-	rl_unlink(name, NULL, 0);
+	seg_unlink(name, NULL, 0);
 }
 END_TEST
 
@@ -1354,7 +1356,7 @@ START_TEST(test_reset_and_stats)
 	rl_close(admin);
 	rl_close(t);
 	rl_close(NULL);
-	ck_assert_int_eq(rl_unlink(name, err, sizeof(err)), 0);
+	ck_assert_int_eq(seg_unlink(name, err, sizeof(err)), 0);
 }
 END_TEST
 

@@ -11,6 +11,7 @@
 
 #include "auth.h"
 #include "ratelimit.h"
+#include "segment.h"
 #include "worker.h"
 
 static struct worker w;
@@ -219,7 +220,7 @@ START_TEST(rate_limit_is_decided_before_the_database)
 	struct json_object *v;
 
 	snprintf(name, sizeof name, "/chat-test-worker-%d", (int)getpid());
-	rl_unlink(name, err, sizeof err);
+	seg_unlink(name, err, sizeof err);
 	ck_assert_int_eq(rl_open(name, 1024, &w.rl, err, sizeof err), 0);
 	snprintf(length, sizeof length, "CONTENT_LENGTH=%zu", strlen(body));
 	/* Nothing listens on port 1: every admitted login is a 503. */
@@ -240,7 +241,7 @@ START_TEST(rate_limit_is_decided_before_the_database)
 	done(&req, &res);
 	rl_close(w.rl);
 	w.rl = NULL;
-	rl_unlink(name, err, sizeof err);
+	seg_unlink(name, err, sizeof err);
 }
 END_TEST
 
