@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "ratelimit.h"
+#include "segment.h"
+#include "util.h"
 
 /* Limits for the admitted path: effectively unlimited (the burst is 4e9), so
  * every check takes the compare-and-swap path. */
@@ -36,7 +38,7 @@ static void bench_open(struct bench *b, const char *tag, uint32_t slots)
 	char err[RL_ERR_LEN];
 
 	snprintf(b->name, sizeof(b->name), "/chat-fcgi-bench-%ld-%s", (long)getpid(), tag);
-	rl_unlink(b->name, NULL, 0);
+	seg_unlink(b->name, NULL, 0);
 	if (rl_open(b->name, slots, &b->t, err, sizeof(err)) < 0) {
 		fprintf(stderr, "bench_ratelimit: %s\n", err);
 		exit(1);
@@ -46,12 +48,12 @@ static void bench_open(struct bench *b, const char *tag, uint32_t slots)
 static void bench_close(struct bench *b)
 {
 	rl_close(b->t);
-	rl_unlink(b->name, NULL, 0);
+	seg_unlink(b->name, NULL, 0);
 }
 
 static double secs_since(uint64_t start_ns)
 {
-	return (double)(rl_now_ns() - start_ns) / 1e9;
+	return (double)(util_now_ns() - start_ns) / 1e9;
 }
 
 static void report(const char *what, uint64_t n, double secs)
@@ -63,7 +65,7 @@ static void report(const char *what, uint64_t n, double secs)
 static void check_or_die(struct rl_table *t, const struct rate_policy *p, const char *key,
                          size_t len, struct rl_result *r)
 {
-	if (rl_check(t, p, 0, key, len, rl_now_ns(), r) < 0) {
+	if (rl_check(t, p, 0, key, len, util_now_ns(), r) < 0) {
 		perror("rl_check");
 		exit(1);
 	}
@@ -77,11 +79,11 @@ static size_t make_key(char *buf, size_t len, uint32_t id)
 
 static void bench_clock(uint64_t n)
 {
-	uint64_t start = rl_now_ns();
+	uint64_t start = util_now_ns();
 	volatile uint64_t sink = 0; /* keeps the calls */
 
 	for (uint64_t i = 0; i < n; i++)
-		sink = rl_now_ns();
+		sink = util_now_ns();
 	(void)sink;
 	printf("  %-46s %7.1f ns/call\n", "clock_gettime(CLOCK_MONOTONIC)",
 	       secs_since(start) * 1e9 / (double)n);
@@ -94,12 +96,12 @@ static void bench_hot_key(uint64_t n)
 	uint64_t start;
 
 	bench_open(&b, "hot", 65536);
-	start = rl_now_ns();
+	start = util_now_ns();
 	for (uint64_t i = 0; i < n; i++)
 		check_or_die(b.t, &unlimited, "user:42", 7, &r);
 	report("one hot key, admitted (CAS every check)", n, secs_since(start));
 
-	start = rl_now_ns();
+	start = util_now_ns();
 	for (uint64_t i = 0; i < n; i++)
 		check_or_die(b.t, &five_a_minute, "user:43", 7, &r);
 	report("one hot key, limited (5/minute, read only)", n, secs_since(start));
@@ -139,7 +141,7 @@ static void bench_many_keys(uint32_t nkeys)
 	char key[32], label[64];
 
 	bench_open(&b, "many", nkeys * 2);
-	start = rl_now_ns();
+	start = util_now_ns();
 	for (uint32_t i = 0; i < nkeys; i++) {
 		size_t len = make_key(key, sizeof(key), order[i]);
 
@@ -148,7 +150,7 @@ static void bench_many_keys(uint32_t nkeys)
 	}
 	snprintf(label, sizeof(label), "%u distinct keys, %u slots, 1st check", nkeys, nkeys * 2);
 	report(label, nkeys, secs_since(start));
-	start = rl_now_ns();
+	start = util_now_ns();
 	for (uint32_t i = 0; i < nkeys; i++) {
 		size_t len = make_key(key, sizeof(key), order[nkeys - 1 - i]);
 
@@ -156,7 +158,7 @@ static void bench_many_keys(uint32_t nkeys)
 	}
 	snprintf(label, sizeof(label), "%u distinct keys, %u slots, 2nd check", nkeys, nkeys * 2);
 	report(label, nkeys, secs_since(start));
-	rl_stats(b.t, rl_now_ns(), &st);
+	rl_stats(b.t, util_now_ns(), &st);
 	printf("  %-46s %llu in use, %llu refused for want of a slot\n", "",
 	       (unsigned long long)st.in_use, (unsigned long long)full);
 	bench_close(&b);
@@ -180,7 +182,7 @@ static void bench_processes(int nproc, bool same_key, uint64_t n)
 	}
 	atomic_store(go, 0);
 	bench_open(&b, "procs", 65536);
-	rl_stats(b.t, rl_now_ns(), &before);
+	rl_stats(b.t, util_now_ns(), &before);
 	for (int c = 0; c < nproc; c++) {
 		kids[c] = fork();
 		if (kids[c] == 0) {
@@ -201,7 +203,7 @@ static void bench_processes(int nproc, bool same_key, uint64_t n)
 		}
 	}
 	usleep(100000); /* let them map and reach the gate */
-	start = rl_now_ns();
+	start = util_now_ns();
 	atomic_store(go, 1);
 	for (int c = 0; c < nproc; c++)
 		waitpid(kids[c], NULL, 0);
@@ -209,7 +211,7 @@ static void bench_processes(int nproc, bool same_key, uint64_t n)
 		double secs = secs_since(start);
 		char label[80];
 
-		rl_stats(b.t, rl_now_ns(), &after);
+		rl_stats(b.t, util_now_ns(), &after);
 		snprintf(label, sizeof(label), "%d processes, %s, admitted", nproc,
 		         same_key ? "one shared key" : "a key each");
 		report(label, n * (uint64_t)nproc, secs);
@@ -258,7 +260,7 @@ static void bench_occupancy(uint32_t slots, const unsigned *percent, int npercen
 			next++;
 			tries++;
 		}
-		start = rl_now_ns();
+		start = util_now_ns();
 		for (uint32_t i = 0; i < probes; i++) {
 			size_t len =
 			    make_key(key, sizeof(key), ids[(uint32_t)rand_r(&seed) % held]);
@@ -267,7 +269,7 @@ static void bench_occupancy(uint32_t slots, const unsigned *percent, int npercen
 		}
 		hit_s = secs_since(start);
 		/* Fresh keys, taken back out so that occupancy stays put. */
-		start = rl_now_ns();
+		start = util_now_ns();
 		for (uint32_t i = 0; i < probes; i++) {
 			size_t len = make_key(key, sizeof(key), 0x80000000u + next + i);
 

@@ -22,9 +22,10 @@
 
 #include "config.h"
 #include "db.h"
-#include "netaddr.h"
+#include "limit.h"
 #include "ratelimit.h"
-#include "worker.h"
+#include "segment.h"
+#include "util.h"
 
 #ifndef CHAT_SQL_DIR
 #define CHAT_SQL_DIR "sql"
@@ -252,7 +253,7 @@ static int cmd_ratelimit_stats(struct rl_table *t, const char *name)
 {
 	struct rl_stats st;
 
-	rl_stats(t, rl_now_ns(), &st);
+	rl_stats(t, util_now_ns(), &st);
 	printf("segment %s: %llu slots, %llu in use (%.2f%%), created by pid %d\n", name,
 	       (unsigned long long)st.slots, (unsigned long long)st.in_use,
 	       st.slots ? 100.0 * (double)st.in_use / (double)st.slots : 0.0, (int)st.creator_pid);
@@ -260,47 +261,39 @@ static int cmd_ratelimit_stats(struct rl_table *t, const char *name)
 	       (unsigned long long)st.cas_retries);
 	printf("%-6s %12s %12s %12s\n", "class", "checks", "rejected", "table_full");
 	for (size_t c = 0; c < LIMIT_CLASSES; c++)
-		printf("%-6s %12llu %12llu %12llu\n", limit_class_names[c],
+		printf("%-6s %12llu %12llu %12llu\n", limit_class_name((enum limit_class)c),
 		       (unsigned long long)st.classes[c].checks,
 		       (unsigned long long)st.classes[c].rejected,
 		       (unsigned long long)st.classes[c].table_full);
 	return 0;
 }
 
-/* "auth:192.0.2.1" → class auth, key "4:192.0.2.1" (the worker's key for
- * that address); other classes take the value as the worker does. */
+/* "auth:192.0.2.1" → class auth, key "4:192.0.2.1"; "login:Bob@X.io" →
+ * "bob@x.io": the key the worker uses (limit_key_from_text). */
 static int cmd_ratelimit_reset(struct rl_table *t, const char *arg)
 {
 	const char *colon = strchr(arg, ':');
-	char key[256];
-	size_t c;
+	char key[LIMIT_KEY_MAX];
+	enum limit_class c;
 	int n;
 
 	if (!colon)
 		return usage();
-	for (c = 0; c < LIMIT_CLASSES; c++)
-		if (strlen(limit_class_names[c]) == (size_t)(colon - arg) &&
-		    strncmp(arg, limit_class_names[c], (size_t)(colon - arg)) == 0)
-			break;
-	if (c == LIMIT_CLASSES) {
+	if (limit_class_parse(arg, (size_t)(colon - arg), &c) != 0) {
 		fprintf(stderr, "ratelimit: unknown class in %s\n", arg);
 		return 64;
 	}
-	if (c == LIMIT_CLASS_AUTH) {
-		struct netaddr a;
-		if (netaddr_parse(colon + 1, &a) != 0 || netaddr_key(&a, key, sizeof key) < 0) {
-			fprintf(stderr, "ratelimit: %s is not an address\n", colon + 1);
-			return 64;
-		}
-	} else {
-		snprintf(key, sizeof key, "%s", colon + 1);
+	if (limit_key_from_text(c, colon + 1, key, sizeof key) != 0) {
+		fprintf(stderr, "ratelimit: %s is not %s\n", colon + 1,
+		        c == LIMIT_CLASS_AUTH ? "an address" : "a valid key");
+		return 64;
 	}
 	n = rl_reset_key(t, (uint8_t)c, key, strlen(key));
 	if (n < 0) {
 		fprintf(stderr, "ratelimit: cannot reset %s\n", arg);
 		return 1;
 	}
-	printf("reset %s:%s (%d entr%s cleared)\n", limit_class_names[c], key, n,
+	printf("reset %s:%s (%d entr%s cleared)\n", limit_class_name(c), key, n,
 	       n == 1 ? "y" : "ies");
 	return 0;
 }
@@ -315,7 +308,7 @@ static int cmd_ratelimit(int argc, char **argv)
 	if (load_config(&cfg, false) != 0)
 		return CONFIG_EXIT_STATUS;
 	if (argc == 1 && strcmp(argv[0], "unlink") == 0) {
-		rc = rl_unlink(cfg.rate_limit_shm, err, sizeof err) == 0 ? 0 : 1;
+		rc = seg_unlink(cfg.rate_limit_shm, err, sizeof err) == 0 ? 0 : 1;
 		if (rc)
 			fprintf(stderr, "ratelimit: %s\n", err);
 		else

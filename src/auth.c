@@ -15,8 +15,10 @@
 
 #include "db.h"
 #include "fields.h"
+#include "limit.h"
 #include "reply.h"
 #include "token.h"
+#include "utf8.h"
 #include "worker.h"
 
 enum {
@@ -83,15 +85,17 @@ static const struct text_rule current_password_rule = {"current_password", true,
 static const struct text_rule changed_password_rule = {"new_password", true, false,
                                                        FIELD_BYTES,    8,    1024};
 
-#define INVALID_CREDENTIALS "email or password is wrong"
-
 const struct db_statement *auth_statements(size_t *count)
 {
 	*count = sizeof statements / sizeof statements[0];
 	return statements;
 }
 
-int auth_init(struct worker *w)
+/* The dummy MCF of auth_init(): made once at start-up and only read after,
+ * a constant of this process that no other module needs. */
+static char dummy_mcf[SCRYPT_MCF_LEN];
+
+int auth_init(const struct config *cfg)
 {
 	/* A well-formed MCF under the current parameters (16-byte salt, 64-byte
 	 * hash, as libscrypt_check insists): checking a password against it
@@ -109,8 +113,8 @@ int auth_init(struct worker *w)
 	 * its mmap threshold after the first free and keep the next block on the
 	 * heap, resident for good; a fixed threshold returns it every time. */
 	mallopt(M_MMAP_THRESHOLD, 1 << 20);
-	if (libscrypt_mcf(1u << w->cfg.scrypt_log2_n, w->cfg.scrypt_r, w->cfg.scrypt_p, salt64,
-	                  hash64, w->auth_dummy_mcf) <= 0)
+	if (libscrypt_mcf(1u << cfg->scrypt_log2_n, cfg->scrypt_r, cfg->scrypt_p, salt64, hash64,
+	                  dummy_mcf) <= 0)
 		return -1;
 	return 0;
 }
@@ -171,7 +175,7 @@ static void wipe_json_field(struct json_object *obj, const char *name)
 		                (size_t)json_object_get_string_len(v));
 }
 
-int auth_authenticate(struct worker *w, struct request *req, struct response *res)
+int auth_authenticate(const struct config *cfg, struct request *req, struct response *res)
 {
 	const char *h = req->authorization, *tok;
 	struct token_claims claims;
@@ -182,7 +186,7 @@ int auth_authenticate(struct worker *w, struct request *req, struct response *re
 		return -1;
 	}
 	tok = h + 7;
-	st = token_verify(tok, strlen(tok), &w->cfg.secret_key, &w->cfg.secret_key_previous,
+	st = token_verify(tok, strlen(tok), &cfg->secret_key, &cfg->secret_key_previous,
 	                  (int64_t)time(NULL), &claims);
 	if (st != TOKEN_OK) {
 		reply_unauthorized(res,
@@ -209,15 +213,7 @@ void auth_register(struct worker *w, struct request *req, struct response *res)
 		goto out;
 	if (!name) {
 		/* Default: the local part, cut to the 64 characters allowed. */
-		size_t n = strcspn(email, "@"), count = 0, i;
-		for (i = 0; i < n && count < 64; i++)
-			if (((unsigned char)email[i] & 0xC0) != 0x80)
-				count++;
-		while (i < n && ((unsigned char)email[i] & 0xC0) == 0x80)
-			i++;
-		if (count == 64 && i < n && ((unsigned char)email[i] & 0xC0) != 0x80)
-			n = i;
-		name = strndup(email, n);
+		name = strndup(email, utf8_prefix(email, strcspn(email, "@"), 64));
 	}
 	if (!name) {
 		reply_internal(res);
@@ -242,8 +238,7 @@ void auth_register(struct worker *w, struct request *req, struct response *res)
 	OPENSSL_cleanse(hash, sizeof hash);
 	if (!r) {
 		if (st == DB_UNIQUE_VIOLATION)
-			http_error(res, 409, "email_taken", "an account with this email exists",
-			           "email");
+			reply_email_taken(res);
 		else
 			reply_db_error(res, st);
 		goto out;
@@ -300,12 +295,6 @@ static int login_input(struct request *req, struct response *res, char **email, 
 	return r < 0 ? -1 : 0;
 }
 
-static void invalid_credentials(struct response *res)
-{
-	http_error(res, 401, "invalid_credentials", INVALID_CREDENTIALS, NULL);
-	http_add_header(res, "WWW-Authenticate", "Bearer");
-}
-
 void auth_login(struct worker *w, struct request *req, struct response *res)
 {
 	char *email = NULL, *password = NULL, *token = NULL, newhash[SCRYPT_MCF_LEN];
@@ -322,9 +311,9 @@ void auth_login(struct worker *w, struct request *req, struct response *res)
 		goto out;
 	if (field_email(email, email_len, "email", res) < 0)
 		goto out;
-	/* Per account too, so guessing one password from many addresses is
-	 * bounded as well; still before any query. */
-	if (worker_rate_limit(w, req, res, LIMIT_CLASS_LOGIN, &w->cfg.rate_auth, email) != 0)
+	/* The per-email class (limit.h), once the email is known and still
+	 * before any query. */
+	if (limit_apply(w->rl, &w->cfg, LIMIT_CLASS_LOGIN, email, req, res) != 0)
 		goto out;
 	params[0] = email;
 	r = db_exec(&w->db, &statements[SQL_LOGIN_LOOKUP], 1, params, &st);
@@ -333,9 +322,9 @@ void auth_login(struct worker *w, struct request *req, struct response *res)
 		goto out;
 	}
 	/* Unknown email: spend the same hash time on the dummy, same answer. */
-	stored = PQntuples(r) == 1 ? PQgetvalue(r, 0, 1) : w->auth_dummy_mcf;
+	stored = PQntuples(r) == 1 ? PQgetvalue(r, 0, 1) : dummy_mcf;
 	if (!password_matches(stored, password) || PQntuples(r) != 1) {
-		invalid_credentials(res);
+		reply_invalid_credentials(res);
 		goto out;
 	}
 	if (hash_is_outdated(&w->cfg, stored)) {
@@ -455,7 +444,7 @@ void auth_password(struct worker *w, struct request *req, struct response *res)
 		goto out;
 	}
 	if (!password_matches(PQgetvalue(r, 0, 0), current)) {
-		invalid_credentials(res);
+		reply_invalid_credentials(res);
 		goto out;
 	}
 	if (password_hash(&w->cfg, next, hash) != 0) {

@@ -15,15 +15,18 @@
 
 #include "http.h"
 
+struct config;
 struct worker;
 struct db_statement;
 
-int auth_init(struct worker *w);
+/* Make the dummy hash for the current scrypt parameters: once, at start-up,
+ * before any login.  0, or -1. */
+int auth_init(const struct config *cfg);
 const struct db_statement *auth_statements(size_t *count);
 
 /* Verify the bearer token (CPU only): sets req->user_id and req->session_id,
  * or answers 401 and returns -1. */
-int auth_authenticate(struct worker *w, struct request *req, struct response *res);
+int auth_authenticate(const struct config *cfg, struct request *req, struct response *res);
 
 /* SQL fragment every authenticated query embeds to check the session: the
  * statement's parameters $1 and $2 are the session id and the user id. */

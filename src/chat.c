@@ -19,6 +19,7 @@
 #include "log.h"
 #include "reply.h"
 #include "utf8.h"
+#include "util.h"
 #include "worker.h"
 
 enum {
@@ -304,9 +305,9 @@ static int query_int(const struct request *req, const char *name, int64_t min, i
 
 	if (r == 0)
 		return 0;
-	/* "0" is the one canonical spelling http_parse_id (ids) refuses. */
+	/* "0" is the one canonical spelling util_parse_id (ids) refuses. */
 	ok = r > 0 && ((min == 0 && len == 1 && raw[0] == '0') ||
-	               (http_parse_id(raw, len, &v) == 0 && v <= max));
+	               (util_parse_id(raw, len, &v) == 0 && v <= max));
 	free(raw);
 	if (!ok) {
 		if (max == INT64_MAX)
@@ -575,7 +576,7 @@ void chat_member_add(struct worker *w, struct request *req, struct response *res
 	else if (!col_true(r, 0, 1))
 		reply_not_found(res);
 	else if (!col_true(r, 0, 2))
-		http_error(res, 403, "forbidden", OWNER_ONLY, NULL);
+		reply_forbidden(res, OWNER_ONLY);
 	else if (PQgetisnull(r, 0, 3))
 		reply_validation(res, "email", "is not a registered email");
 	else {

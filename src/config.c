@@ -31,6 +31,9 @@
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
 
+#include "utf8.h"
+#include "util.h"
+
 /* Docker/Kubernetes secrets are a few hundred bytes at most; a larger file is
  * almost certainly the wrong path (a CA bundle, a log). */
 #define SECRET_FILE_MAX 65536
@@ -132,19 +135,6 @@ static char *dup_str(struct loader *ld, const char *name, const char *s)
 	return d;
 }
 
-/* Like getenv, the first entry wins. */
-static const char *env_get(char *const *envp, const char *name)
-{
-	size_t n = strlen(name);
-
-	if (!envp)
-		return NULL;
-	for (; *envp; envp++)
-		if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
-			return *envp + n + 1;
-	return NULL;
-}
-
 /*
  * Writes "value" into buf, escaping quotes, backslashes and non-printable
  * bytes and truncating with "..." so that a problem line stays one short
@@ -152,7 +142,6 @@ static const char *env_get(char *const *envp, const char *name)
  */
 static const char *quote_n(const char *v, size_t n, char *buf, size_t size)
 {
-	static const char hex[] = "0123456789abcdef";
 	size_t o = 0;
 	size_t i;
 
@@ -168,8 +157,8 @@ static const char *quote_n(const char *v, size_t n, char *buf, size_t size)
 		} else {
 			buf[o++] = '\\';
 			buf[o++] = 'x';
-			buf[o++] = hex[c >> 4];
-			buf[o++] = hex[c & 15];
+			util_hex(&c, 1, buf + o);
+			o += 2;
 		}
 	}
 	if (i < n) {
@@ -238,7 +227,7 @@ static bool in_list(const char *s, const char *const *list)
 
 static void load_mode(struct loader *ld)
 {
-	const char *v = env_get(ld->envp, "APP_MODE");
+	const char *v = util_env_get(ld->envp, "APP_MODE");
 	char q[QUOTE_VALUE];
 
 	if (!v || strcmp(v, "DEV") == 0) {
@@ -356,8 +345,8 @@ static enum secret_state load_secret(struct loader *ld, const char *name, bool a
 	const char *path;
 
 	snprintf(file_var, sizeof(file_var), "%s_FILE", name);
-	v = env_get(ld->envp, name);
-	path = env_get(ld->envp, file_var);
+	v = util_env_get(ld->envp, name);
+	path = util_env_get(ld->envp, file_var);
 	if (v && path) {
 		add_problem(ld, "%s: both %s and %s are set; set only one", name, name, file_var);
 		return SECRET_BROKEN;
@@ -444,18 +433,6 @@ static void load_secret_keys(struct loader *ld)
 		add_problem(ld, "SECRET_KEY_PREVIOUS: must differ from SECRET_KEY");
 }
 
-/* The rule says characters: count UTF-8 code points (bytes that do not
- * continue a sequence), so a password is not weakened by being ASCII. */
-static size_t utf8_chars(const struct secret *s)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < s->len; i++)
-		if (((unsigned char)s->bytes[i] & 0xc0) != 0x80)
-			n++;
-	return n;
-}
-
 static bool is_default_password(const struct secret *pw)
 {
 	for (const char *const *w = db_password_defaults; *w; w++)
@@ -477,7 +454,9 @@ static void check_db_password(struct loader *ld, const char *var, const struct s
 		add_problem(ld, "%s: a database password is required in %s mode", var, mode);
 		return;
 	}
-	if (utf8_chars(pw) < DB_PASSWORD_MIN_CHARS)
+	/* The rule says characters, so a password is not weakened by being
+	 * ASCII; it need not be valid UTF-8. */
+	if (utf8_chars(pw->bytes, pw->len) < DB_PASSWORD_MIN_CHARS)
 		add_problem(ld,
 		            "%s: the database password must be at least %d characters in %s mode",
 		            var, DB_PASSWORD_MIN_CHARS, mode);
@@ -511,7 +490,7 @@ static void load_database_url(struct loader *ld, enum secret_state st)
 	PQconninfoOption *opts;
 
 	for (const char *const *v = db_part_vars; *v; v++) {
-		if (!env_get(ld->envp, *v))
+		if (!util_env_get(ld->envp, *v))
 			continue;
 		if (others[0])
 			strncat(others, ", ", sizeof(others) - strlen(others) - 1);
@@ -563,29 +542,21 @@ static void load_database_url(struct loader *ld, enum secret_state st)
 	free(user);
 }
 
-/* Strict decimal: digits only (no sign, no spaces, no "0x"), no overflow. */
+/* Strict decimal (util_parse_u64) within min..max; every bound is >= 0. */
 static bool parse_decimal(const char *s, long long min, long long max, long long *out)
 {
-	char *end;
-	long long v;
+	uint64_t v;
 
-	if (*s == '\0')
+	if (util_parse_u64(s, strlen(s), (uint64_t)max, &v) != 0 || v < (uint64_t)min)
 		return false;
-	for (const char *p = s; *p; p++)
-		if (*p < '0' || *p > '9')
-			return false;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		return false;
-	*out = v;
+	*out = (long long)v;
 	return true;
 }
 
 static long long load_int(struct loader *ld, const char *name, long long def, long long min,
                           long long max)
 {
-	const char *v = env_get(ld->envp, name);
+	const char *v = util_env_get(ld->envp, name);
 	long long n;
 
 	if (!v)
@@ -602,7 +573,7 @@ static long long load_int(struct loader *ld, const char *name, long long def, lo
 
 static char *load_nonempty(struct loader *ld, const char *name, const char *def)
 {
-	const char *v = env_get(ld->envp, name);
+	const char *v = util_env_get(ld->envp, name);
 
 	if (!v)
 		v = def;
@@ -654,7 +625,7 @@ static bool sslmode_is_strong(const char *m)
  * default.  The db module passes it after the URL, so it always wins. */
 static void load_sslmode(struct loader *ld)
 {
-	const char *env = env_get(ld->envp, "POSTGRES_SSLMODE");
+	const char *env = util_env_get(ld->envp, "POSTGRES_SSLMODE");
 	const char *def = ld->strict ? "require" : "prefer";
 	const char *eff = def;
 	const char *from = "";
@@ -692,7 +663,7 @@ static void load_sslmode(struct loader *ld)
 static void load_sslrootcert(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
-	const char *path = env_get(ld->envp, "POSTGRES_SSLROOTCERT");
+	const char *path = util_env_get(ld->envp, "POSTGRES_SSLROOTCERT");
 	const char *shown;
 	bool from_url = false;
 	const char *mode = cfg->pg_sslmode;
@@ -748,26 +719,20 @@ static bool parse_rate(const char *s, struct rate_policy *out)
 		const char *name;
 		uint32_t seconds;
 	} units[] = {{"second", 1}, {"minute", 60}, {"hour", 3600}, {"day", 86400}};
-	uint32_t n = 0;
-	const char *p = s;
+	const char *slash = strchr(s, '/');
+	uint64_t n;
 
 	if (strcmp(s, "off") == 0) {
 		out->limit = 0;
 		out->period_s = 0;
 		return true;
 	}
-	if (*p < '1' || *p > '9')
-		return false;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		n = n * 10 + (uint32_t)(*p - '0');
-		if (n > 1000000)
-			return false;
-	}
-	if (*p++ != '/')
+	if (!slash || *s == '0' || util_parse_u64(s, (size_t)(slash - s), 1000000, &n) != 0 ||
+	    n == 0)
 		return false;
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcmp(p, units[i].name) == 0) {
-			out->limit = n;
+		if (strcmp(slash + 1, units[i].name) == 0) {
+			out->limit = (uint32_t)n;
 			out->period_s = units[i].seconds;
 			return true;
 		}
@@ -777,7 +742,7 @@ static bool parse_rate(const char *s, struct rate_policy *out)
 
 static void load_rate(struct loader *ld, const char *name, const char *def, struct rate_policy *out)
 {
-	const char *v = env_get(ld->envp, name);
+	const char *v = util_env_get(ld->envp, name);
 
 	if (v && parse_rate(v, out))
 		return;
@@ -795,7 +760,7 @@ static void load_rate(struct loader *ld, const char *name, const char *def, stru
 static void load_rate_limits(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
-	const char *shm = env_get(ld->envp, "RATE_LIMIT_SHM");
+	const char *shm = util_env_get(ld->envp, "RATE_LIMIT_SHM");
 
 	load_rate(ld, "RATE_LIMIT_AUTH", "5/minute", &cfg->rate_auth);
 	load_rate(ld, "RATE_LIMIT_CHAT", "5/minute", &cfg->rate_chat);
@@ -820,7 +785,7 @@ static void load_rate_limits(struct loader *ld)
 
 static void load_cidrs(struct loader *ld, const char *name, const char *def, struct cidr_list *out)
 {
-	const char *v = env_get(ld->envp, name);
+	const char *v = util_env_get(ld->envp, name);
 	char q[QUOTE_VALUE];
 	size_t bad = 0;
 	size_t len;
@@ -842,7 +807,7 @@ static void load_cidrs(struct loader *ld, const char *name, const char *def, str
 
 static void load_log_level(struct loader *ld)
 {
-	const char *v = env_get(ld->envp, "LOG_LEVEL");
+	const char *v = util_env_get(ld->envp, "LOG_LEVEL");
 	char q[QUOTE_VALUE];
 
 	ld->cfg->log_level = LOG_LEVEL_INFO;
@@ -861,7 +826,7 @@ static void load_log_level(struct loader *ld)
 
 static void load_worker_seccomp(struct loader *ld)
 {
-	const char *v = env_get(ld->envp, "WORKER_SECCOMP");
+	const char *v = util_env_get(ld->envp, "WORKER_SECCOMP");
 	char q[QUOTE_VALUE];
 
 	ld->cfg->worker_seccomp = true;

@@ -11,17 +11,10 @@
 
 #include "config.h"
 #include "log.h"
+#include "util.h"
 
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS   2000
-
-uint64_t db_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 void db_init(struct db *db, const struct config *cfg)
 {
@@ -99,7 +92,7 @@ static PGconn *connect_with_deadline(const struct config *cfg)
 	const char *keys[16], *values[16];
 	char timeout[16], options[128];
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-	uint64_t deadline = db_now_ns() + (uint64_t)cfg->db_timeout_ms * 1000000u;
+	uint64_t deadline = util_now_ns() + (uint64_t)cfg->db_timeout_ms * 1000000u;
 	PGconn *c;
 
 	db_conninfo(cfg, keys, values, 16, timeout, options);
@@ -109,7 +102,7 @@ static PGconn *connect_with_deadline(const struct config *cfg)
 	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
 		struct pollfd pfd = {.fd = PQsocket(c),
 		                     .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT};
-		uint64_t now = db_now_ns();
+		uint64_t now = util_now_ns();
 		int r;
 
 		if (now >= deadline)
@@ -139,7 +132,7 @@ static void schedule_retry(struct db *db)
 	db->backoff_ms = db->backoff_ms ? db->backoff_ms * 2 : BACKOFF_FIRST_MS;
 	if (db->backoff_ms > BACKOFF_MAX_MS)
 		db->backoff_ms = BACKOFF_MAX_MS;
-	db->retry_at_ns = db_now_ns() + (uint64_t)db->backoff_ms * 1000000u;
+	db->retry_at_ns = util_now_ns() + (uint64_t)db->backoff_ms * 1000000u;
 }
 
 /* First line of a libpq message, without the trailing newline. */
@@ -183,7 +176,7 @@ enum db_status db_ensure(struct db *db)
 	if (db->conn && PQstatus(db->conn) == CONNECTION_OK)
 		return DB_OK;
 	db_close(db);
-	if (db_now_ns() < db->retry_at_ns)
+	if (util_now_ns() < db->retry_at_ns)
 		return DB_UNAVAILABLE;
 
 	db->conn = connect_with_deadline(db->cfg);

@@ -82,6 +82,4 @@ PGresult *db_exec(struct db *db, const struct db_statement *stmt, int nparams,
 size_t db_conninfo(const struct config *cfg, const char **keys, const char **values, size_t max,
                    char connect_timeout[16], char options[128]);
 
-uint64_t db_now_ns(void);
-
 #endif

@@ -20,16 +20,7 @@
 #include <openssl/rand.h>
 
 #include "jsonin.h"
-
-static const char *param_get(char *const *params, const char *name)
-{
-	size_t n = strlen(name);
-
-	for (; params && *params; params++)
-		if (strncmp(*params, name, n) == 0 && (*params)[n] == '=')
-			return *params + n + 1;
-	return NULL;
-}
+#include "util.h"
 
 static char *dup_or_null(const char *s)
 {
@@ -52,7 +43,6 @@ static bool request_id_valid(const char *id)
 
 static void request_id_generate(char out[HTTP_REQUEST_ID_MAX + 1])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char raw[16];
 
 	/* The kernel's generator: one system call, where RAND_bytes() costs a
@@ -60,29 +50,7 @@ static void request_id_generate(char out[HTTP_REQUEST_ID_MAX + 1])
 	if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw &&
 	    RAND_bytes(raw, sizeof raw) != 1)
 		memset(raw, 0, sizeof raw); /* still a valid id; uniqueness only */
-	for (size_t i = 0; i < sizeof raw; i++) {
-		out[2 * i] = hex[raw[i] >> 4];
-		out[2 * i + 1] = hex[raw[i] & 15];
-	}
-	out[2 * sizeof raw] = '\0';
-}
-
-/* Strict unsigned decimal: digits only, no sign, no overflow. */
-static int parse_u64(const char *s, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (!*s)
-		return -1;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		if (v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
-			return -1;
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	*out = v;
-	return 0;
+	util_hex(raw, sizeof raw, out);
 }
 
 int http_request_init(struct request *req, char *const *params)
@@ -91,31 +59,32 @@ int http_request_init(struct request *req, char *const *params)
 
 	memset(req, 0, sizeof *req);
 	req->route_index = -1;
-	req->method = dup_or_null(param_get(params, "REQUEST_METHOD"));
-	uri = param_get(params, "REQUEST_URI");
+	req->method = dup_or_null(util_env_get(params, "REQUEST_METHOD"));
+	uri = util_env_get(params, "REQUEST_URI");
 	if (!uri)
-		uri = param_get(params, "SCRIPT_NAME");
+		uri = util_env_get(params, "SCRIPT_NAME");
 	if (!uri)
 		uri = "/";
 	q = strchr(uri, '?');
 	req->path = q ? strndup(uri, (size_t)(q - uri)) : strdup(uri);
 	/* QUERY_STRING is what the server decoded the URI into; prefer it. */
-	req->query = dup_or_null(param_get(params, "QUERY_STRING"));
+	req->query = dup_or_null(util_env_get(params, "QUERY_STRING"));
 	if (!req->query)
 		req->query = strdup(q ? q + 1 : "");
-	req->content_type = dup_or_null(param_get(params, "CONTENT_TYPE"));
-	req->authorization = dup_or_null(param_get(params, "HTTP_AUTHORIZATION"));
-	req->idempotency_key = dup_or_null(param_get(params, "HTTP_IDEMPOTENCY_KEY"));
-	req->remote_addr = dup_or_null(param_get(params, "REMOTE_ADDR"));
-	req->x_forwarded_for = dup_or_null(param_get(params, "HTTP_X_FORWARDED_FOR"));
+	req->content_type = dup_or_null(util_env_get(params, "CONTENT_TYPE"));
+	req->authorization = dup_or_null(util_env_get(params, "HTTP_AUTHORIZATION"));
+	req->idempotency_key = dup_or_null(util_env_get(params, "HTTP_IDEMPOTENCY_KEY"));
+	req->remote_addr = dup_or_null(util_env_get(params, "REMOTE_ADDR"));
+	req->x_forwarded_for = dup_or_null(util_env_get(params, "HTTP_X_FORWARDED_FOR"));
 
-	cl = param_get(params, "CONTENT_LENGTH");
+	cl = util_env_get(params, "CONTENT_LENGTH");
 	if (cl && *cl) {
 		req->has_content_length = true;
-		req->content_length_valid = parse_u64(cl, &req->content_length) == 0;
+		req->content_length_valid =
+		    util_parse_u64(cl, strlen(cl), UINT64_MAX, &req->content_length) == 0;
 	}
 
-	rid = param_get(params, "HTTP_X_REQUEST_ID");
+	rid = util_env_get(params, "HTTP_X_REQUEST_ID");
 	if (rid && request_id_valid(rid))
 		memcpy(req->request_id, rid, strlen(rid) + 1);
 	else
@@ -201,23 +170,6 @@ bool http_body_read_whole(const struct request *req)
 	       (req->body && req->body_len == req->content_length);
 }
 
-int http_parse_id(const char *s, size_t n, int64_t *out)
-{
-	int64_t v = 0;
-
-	if (n == 0 || n > 19 || s[0] == '0')
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		if (v > (INT64_MAX - (s[i] - '0')) / 10)
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
 bool http_content_type_is(const struct request *req, const char *type)
 {
 	const char *ct = req->content_type;
@@ -225,12 +177,12 @@ bool http_content_type_is(const struct request *req, const char *type)
 
 	if (!ct)
 		return false;
-	while (*ct == ' ' || *ct == '\t')
+	while (util_is_ows(*ct))
 		ct++;
 	if (strncasecmp(ct, type, n) != 0)
 		return false;
 	ct += n;
-	while (*ct == ' ' || *ct == '\t')
+	while (util_is_ows(*ct))
 		ct++;
 	return *ct == '\0' || *ct == ';';
 }

@@ -50,7 +50,6 @@ struct request {
 	char session_id[65]; /* the token's jti, "" until verified */
 	const char *route_name;
 	int route_index; /* in the route table, -1 if none matched */
-	uint64_t started_ns;
 
 	/* The tightest rate limit that applied, for the RateLimit-* headers. */
 	bool limited;
@@ -91,11 +90,6 @@ enum http_body_status http_read_body(struct request *req, size_t max_body, http_
 /* Whether the request's input is all read: it declared no body, or
  * http_read_body() read every byte it declared. */
 bool http_body_read_whole(const struct request *req);
-
-/* A positive decimal int64 in canonical form (digits only, no sign, no
- * leading zero): the only shape of an id in a path, a query or a token's
- * "sub".  0 or -1. */
-int http_parse_id(const char *s, size_t n, int64_t *out);
 
 /* Is the request's media type `type` (case-insensitive, parameters ignored)? */
 bool http_content_type_is(const struct request *req, const char *type);

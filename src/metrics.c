@@ -8,10 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "limit.h"
 #include "netaddr.h"
 #include "ratelimit.h"
 #include "reply.h"
 #include "router.h"
+#include "segment.h"
+#include "util.h"
 #include "worker.h"
 
 #define METRICS_LAYOUT     1u
@@ -39,11 +42,11 @@ struct metrics_shm {
 	_Atomic uint64_t db_errors;
 };
 
-_Static_assert(sizeof(struct metrics_shm) <= RL_EXTENSION_BYTES, "metrics fit the extension");
+_Static_assert(sizeof(struct metrics_shm) <= SEG_EXTENSION_BYTES, "metrics fit the extension");
 
-int metrics_attach(struct rl_table *rl, struct metrics_shm **out, char *err, size_t errlen)
+int metrics_attach(const struct segment *seg, struct metrics_shm **out, char *err, size_t errlen)
 {
-	struct metrics_shm *m = rl_extension(rl);
+	struct metrics_shm *m = seg_extension(seg);
 	uint32_t expect = 0;
 
 	if (router_count() + 1 > METRICS_MAX_ROUTES) {
@@ -171,13 +174,14 @@ static void render_rate_limits(struct rl_table *rl, FILE *f)
 {
 	struct rl_stats st;
 
-	rl_stats(rl, rl_now_ns(), &st);
+	rl_stats(rl, util_now_ns(), &st);
 	fputs("# HELP chat_rate_limit_rejections_total Requests refused by the rate limiter.\n"
 	      "# TYPE chat_rate_limit_rejections_total counter\n",
 	      f);
 	for (size_t c = 0; c < LIMIT_CLASSES; c++)
 		fprintf(f, "chat_rate_limit_rejections_total{class=\"%s\"} %llu\n",
-		        limit_class_names[c], (unsigned long long)st.classes[c].rejected);
+		        limit_class_name((enum limit_class)c),
+		        (unsigned long long)st.classes[c].rejected);
 	fprintf(
 	    f,
 	    "# HELP chat_rate_limit_slots_in_use Rate-limit slots holding a key still limited.\n"

@@ -2,8 +2,8 @@
  * metrics: request, rate-limit and database counters summed over every
  * worker, served as Prometheus text (format 0.0.4) on GET /metrics.
  *
- * The counters live in the extension area of the shared segment that
- * ratelimit creates (one segment, one lifetime); every worker adds to them
+ * The counters live in the extension area of the shared segment
+ * (segment.h; one segment, one lifetime with the rate-limit table); every worker adds to them
  * with relaxed atomic adds, so a scrape of any worker sees the sum.  The
  * area carries its own layout number, stamped by the first worker to use
  * it.  /metrics answers only clients in METRICS_ALLOW (404 to others, like
@@ -20,9 +20,10 @@
 struct worker;
 struct metrics_shm;
 struct rl_table;
+struct segment;
 
 /* Claim (or check) the metrics area of the shared segment. */
-int metrics_attach(struct rl_table *rl, struct metrics_shm **out, char *err, size_t errlen);
+int metrics_attach(const struct segment *seg, struct metrics_shm **out, char *err, size_t errlen);
 
 /* One answered request: route index (-1 if no route matched), status, time. */
 void metrics_record(struct metrics_shm *m, int route_index, int status, uint64_t duration_ns);

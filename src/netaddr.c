@@ -22,24 +22,21 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "util.h"
+
 /* Longer than any textual address inet_pton accepts (INET6_ADDRSTRLEN is
  * 46), so a longer item is rejected without being copied. */
 #define ADDR_TEXT_MAX 64
 
 static const unsigned char v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
-static bool is_space(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
 static void trim(const char **s, size_t *n)
 {
-	while (*n > 0 && is_space(**s)) {
+	while (*n > 0 && util_is_ows(**s)) {
 		(*s)++;
 		(*n)--;
 	}
-	while (*n > 0 && is_space((*s)[*n - 1]))
+	while (*n > 0 && util_is_ows((*s)[*n - 1]))
 		(*n)--;
 }
 
@@ -230,7 +227,7 @@ int cidr_list_parse(const char *text, struct cidr_list *out, size_t *bad_item)
 		if (parse_cidr_n(text + start, end - start, &list[count]) != 0) {
 			size_t at = start;
 
-			while (at < end && is_space(text[at]))
+			while (at < end && util_is_ows(text[at]))
 				at++;
 			if (bad_item)
 				*bad_item = at;

@@ -43,6 +43,7 @@
  *      closed), so two entries of one key are never both used to admit.
  */
 #include "ratelimit.h"
+#include "ratelimit_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -59,14 +60,15 @@
 
 #include <openssl/rand.h>
 
+#include "segment.h"
+#include "siphash.h"
+#include "util.h"
+
 /* A process killed mid-update must not leave a lock behind, so every shared
  * word is a lock-free atomic: never a mutex, never a libatomic lock table
  * (which is per process and would not even exclude other processes). */
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 _Static_assert(sizeof(unsigned long long) == sizeof(uint64_t), "64-bit long long");
-
-/* "fcgi-rl1" as little-endian bytes. */
-#define RL_MAGIC UINT64_C(0x316c722d69676366)
 
 #define BUCKET       8u           /* slots per bucket: 64 bytes, one cache line */
 #define WINDOW       (2 * BUCKET) /* the slots a key may occupy */
@@ -90,9 +92,6 @@ _Static_assert(RL_MIN_SLOTS >= 2 * BUCKET, "two distinct buckets");
  * worker forever (the request is then refused, fail closed). */
 #define MAX_ATTEMPTS 1000
 
-/* How long rl_open() waits for another process to publish the segment. */
-#define OPEN_WAIT_MS 2000
-
 /* No correct writer puts a TAT further ahead of now than a whole period plus
  * the rounding of T: limit * T <= period + limit. */
 #define MAX_AHEAD_MS ((uint64_t)RL_MAX_PERIOD_S * MS_PER_S + UINT32_MAX)
@@ -108,12 +107,9 @@ struct rl_shard {
 };
 
 struct rl_shm {
-	/* Stable prefix: the same offsets in every layout version. */
-	_Atomic uint64_t magic; /* 0 until the creator publishes the header */
-	uint32_t version;
-	uint32_t header_size;
-	uint64_t nslots;
-	uint64_t total_size;
+	/* Stable prefix (segment.h): the same offsets in every layout version;
+	 * its record count is the slot count. */
+	struct seg_prefix prefix;
 
 	/* Version 1. */
 	uint8_t hash_key[16]; /* random per segment: clients cannot aim at a slot */
@@ -125,22 +121,17 @@ struct rl_shm {
 	struct rl_shard shards[SHARDS];
 	/* Version 3: room for the other counters the workers share (metrics),
 	 * so one segment, one creation protocol and one lifetime serve both. */
-	_Alignas(64) uint8_t extension[RL_EXTENSION_BYTES];
+	_Alignas(64) uint8_t extension[SEG_EXTENSION_BYTES];
 };
 
-_Static_assert(offsetof(struct rl_shm, magic) == 0, "stable prefix");
-_Static_assert(offsetof(struct rl_shm, version) == 8, "stable prefix");
-_Static_assert(offsetof(struct rl_shm, header_size) == 12, "stable prefix");
-_Static_assert(offsetof(struct rl_shm, nslots) == 16, "stable prefix");
-_Static_assert(offsetof(struct rl_shm, total_size) == 24, "stable prefix");
+_Static_assert(offsetof(struct rl_shm, hash_key) == 32, "version 1 starts after the prefix");
 
-#define PREFIX_SIZE 32u
 #define HEADER_SIZE ((sizeof(struct rl_shm) + 4095u) & ~(size_t)4095u)
 
 struct rl_table {
-	struct rl_shm *shm;
+	struct segment seg;
+	struct rl_shm *shm; /* seg.map */
 	_Atomic uint64_t *slots;
-	size_t map_size;
 	uint32_t nslots;
 	uint32_t nbuckets;      /* nslots / BUCKET; a remainder of slots stays unused */
 	struct rl_shard *shard; /* this process's counters */
@@ -176,88 +167,14 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* ---- SipHash-2-4 (Aumasson and Bernstein), 64-bit output ---- */
-
-static uint64_t load_le64(const uint8_t *p)
-{
-	return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
-	       (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 |
-	       (uint64_t)p[7] << 56;
-}
-
+/* The class keys are stored as SipHash keys are read: little-endian. */
 static void store_le64(uint8_t *p, uint64_t v)
 {
 	for (int i = 0; i < 8; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static uint64_t rotl64(uint64_t x, int b)
-{
-	return (x << b) | (x >> (64 - b));
-}
-
-static void sipround(uint64_t v[4])
-{
-	v[0] += v[1];
-	v[1] = rotl64(v[1], 13);
-	v[1] ^= v[0];
-	v[0] = rotl64(v[0], 32);
-	v[2] += v[3];
-	v[3] = rotl64(v[3], 16);
-	v[3] ^= v[2];
-	v[0] += v[3];
-	v[3] = rotl64(v[3], 21);
-	v[3] ^= v[0];
-	v[2] += v[1];
-	v[1] = rotl64(v[1], 17);
-	v[1] ^= v[2];
-	v[2] = rotl64(v[2], 32);
-}
-
-uint64_t rl_siphash24(const uint8_t key[16], const void *msg, size_t len)
-{
-	const uint8_t *in = msg;
-	size_t blocks = len / 8, rest = len % 8;
-	uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
-	uint64_t v[4] = {
-	    UINT64_C(0x736f6d6570736575) ^ k0,
-	    UINT64_C(0x646f72616e646f6d) ^ k1,
-	    UINT64_C(0x6c7967656e657261) ^ k0,
-	    UINT64_C(0x7465646279746573) ^ k1,
-	};
-	uint64_t b = (uint64_t)len << 56;
-
-	/* Indexing, not pointer bumping: msg may be NULL when len is 0. */
-	for (size_t i = 0; i < blocks; i++) {
-		uint64_t m = load_le64(&in[8 * i]);
-
-		v[3] ^= m;
-		sipround(v);
-		sipround(v);
-		v[0] ^= m;
-	}
-	for (size_t i = 0; i < rest; i++)
-		b |= (uint64_t)in[8 * blocks + i] << (8 * i);
-	v[3] ^= b;
-	sipround(v);
-	sipround(v);
-	v[0] ^= b;
-	v[2] ^= 0xff;
-	for (int i = 0; i < 4; i++)
-		sipround(v);
-	return v[0] ^ v[1] ^ v[2] ^ v[3];
-}
-
 /* ---- time and GCRA ---- */
-
-uint64_t rl_now_ns(void)
-{
-	struct timespec ts;
-
-	/* CLOCK_MONOTONIC cannot fail with a valid pointer. */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
-}
 
 static int gcra_of(const struct rate_policy *p, struct gcra *g)
 {
@@ -347,7 +264,7 @@ static uint64_t mix64(uint64_t x)
 static struct probe probe_of(const struct rl_table *t, uint8_t class_id, const void *key,
                              size_t keylen)
 {
-	uint64_t h = rl_siphash24(t->class_key[class_id], key, keylen);
+	uint64_t h = siphash24(t->class_key[class_id], key, keylen);
 	struct probe pr;
 
 	/* Multiply-shift maps 32 random bits onto the buckets without a
@@ -624,14 +541,9 @@ void rl_stats(struct rl_table *t, uint64_t now_ns, struct rl_stats *out)
 int rl_verify(struct rl_table *t, uint64_t now_ns, char *err, size_t errlen)
 {
 	uint64_t now = now_ns / NS_PER_MS;
-	struct rl_shm *shm = t->shm;
 
-	if (atomic_load(&shm->magic) != RL_MAGIC || shm->version != RL_LAYOUT_VERSION ||
-	    shm->nslots != t->nslots || shm->header_size != HEADER_SIZE ||
-	    shm->total_size != t->map_size) {
-		set_err(err, errlen, "rate-limit header changed under us");
+	if (seg_verify(&t->seg, err, errlen) != 0)
 		return -1;
-	}
 	for (uint32_t i = 0; i < t->nslots; i++) {
 		uint64_t w = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
 
@@ -649,324 +561,82 @@ int rl_verify(struct rl_table *t, uint64_t now_ns, char *err, size_t errlen)
 	return 0;
 }
 
-/* ---- the segment ---- */
+/* ---- the segment's contents (its life is segment.c's) ---- */
 
-static bool valid_name(const char *name)
+/* The part of a new header that is ours, before segment.c publishes it. */
+static int init_header(void *header, const char *name, char *err, size_t errlen)
 {
-	size_t len;
+	struct rl_shm *shm = header;
 
-	if (name == NULL || name[0] != '/')
-		return false;
-	len = strlen(name);
-	return len >= 2 && len <= NAME_MAX && strchr(name + 1, '/') == NULL;
+	if (RAND_bytes(shm->hash_key, sizeof(shm->hash_key)) != 1) {
+		set_err(err, errlen, "cannot get random bytes for shared memory %s", name);
+		return -1;
+	}
+	shm->creator_pid = (int32_t)getpid();
+	shm->created_ns = util_now_ns();
+	return 0;
 }
 
-static uint64_t total_size_for(uint64_t nslots)
-{
-	return HEADER_SIZE + nslots * sizeof(uint64_t);
-}
+static const struct seg_layout layout = {
+    .version = RL_LAYOUT_VERSION,
+    .header_size = HEADER_SIZE,
+    .extension_offset = offsetof(struct rl_shm, extension),
+    .record_size = sizeof(uint64_t),
+    .min_records = RL_MIN_SLOTS,
+    .max_records = RL_MAX_SLOTS,
+    .init = init_header,
+};
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
-/* Fill the process-local handle from a mapped, validated segment. */
-static struct rl_table *table_new(void *map, size_t map_size, char *err, size_t errlen)
+static int open_table(const char *name, uint32_t slots, bool may_create, struct rl_table **out,
+                      char *err, size_t errlen)
 {
 	struct rl_table *t = calloc(1, sizeof(*t));
 
+	*out = NULL;
 	if (t == NULL) {
 		set_err(err, errlen, "out of memory");
-		return NULL;
+		return -1;
 	}
-	t->shm = map;
-	t->map_size = map_size;
-	t->nslots = (uint32_t)t->shm->nslots;
+	if (seg_open(name, &layout, slots, may_create, &t->seg, err, errlen) != 0) {
+		free(t);
+		return -1;
+	}
+	t->shm = t->seg.map;
+	t->nslots = (uint32_t)t->seg.nrecords;
 	t->nbuckets = t->nslots / BUCKET;
-	t->slots = (_Atomic uint64_t *)((char *)map + HEADER_SIZE);
+	t->slots = seg_records(&t->seg);
 	t->shard = &t->shm->shards[(unsigned)getpid() % SHARDS];
 	for (unsigned c = 0; c < RL_MAX_CLASSES; c++) {
 		uint8_t label[2] = {'c', (uint8_t)c};
 
 		/* Two PRF outputs under the segment key make the class key. */
-		store_le64(t->class_key[c], rl_siphash24(t->shm->hash_key, label, 2));
+		store_le64(t->class_key[c], siphash24(t->shm->hash_key, label, 2));
 		label[0] = 'C';
-		store_le64(t->class_key[c] + 8, rl_siphash24(t->shm->hash_key, label, 2));
+		store_le64(t->class_key[c] + 8, siphash24(t->shm->hash_key, label, 2));
 	}
-	return t;
-}
-
-static const char *shm_path(const char *name)
-{
-	return name + 1; /* /dev/shm/<name without its slash> on Linux */
-}
-
-static int create_segment(int fd, const char *name, uint32_t slots, struct rl_table **out,
-                          char *err, size_t errlen)
-{
-	uint64_t size = total_size_for(slots);
-	struct rl_shm *shm;
-
-	/* The mode regardless of umask: every worker of our uid must open it
-	 * read-write, nobody else may read the hash key. */
-	if (fchmod(fd, 0600) < 0) {
-		set_err(err, errlen, "cannot set the mode of shared memory %s: %s", name,
-		        strerror(errno));
-		return -1;
-	}
-	/* tmpfs hands out zero pages: every slot starts empty (word 0). */
-	if (ftruncate(fd, (off_t)size) < 0) {
-		set_err(err, errlen, "cannot size shared memory %s to %llu bytes: %s", name,
-		        (unsigned long long)size, strerror(errno));
-		return -1;
-	}
-	shm = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (shm == MAP_FAILED) {
-		set_err(err, errlen, "cannot map shared memory %s: %s", name, strerror(errno));
-		return -1;
-	}
-	shm->version = RL_LAYOUT_VERSION;
-	shm->header_size = (uint32_t)HEADER_SIZE;
-	shm->nslots = slots;
-	shm->total_size = size;
-	if (RAND_bytes(shm->hash_key, sizeof(shm->hash_key)) != 1) {
-		set_err(err, errlen, "cannot get random bytes for shared memory %s", name);
-		munmap(shm, size);
-		return -1;
-	}
-	shm->creator_pid = (int32_t)getpid();
-	shm->created_ns = rl_now_ns();
-	/* Release: whoever reads the magic also reads the header above. */
-	atomic_store_explicit(&shm->magic, RL_MAGIC, memory_order_release);
-
-	*out = table_new(shm, size, err, errlen);
-	if (*out == NULL) {
-		munmap(shm, size);
-		return -1;
-	}
+	*out = t;
 	return 0;
-}
-
-/*
- * Map a segment another process created, waiting until the deadline for it
- * to be sized and published.  want_slots 0 accepts any slot count.
- */
-static int attach_segment(int fd, const char *name, uint32_t want_slots, uint64_t deadline_ns,
-                          struct rl_table **out, char *err, size_t errlen)
-{
-	struct stat st;
-	struct rl_shm *pre = MAP_FAILED;
-	size_t pre_len = 0;
-	void *map;
-	uint64_t magic = 0, nslots, total;
-	uint32_t version, header_size;
-	int rc = -1;
-
-	if (fstat(fd, &st) < 0) {
-		set_err(err, errlen, "cannot stat shared memory %s: %s", name, strerror(errno));
-		return -1;
-	}
-	/* The hash key inside must stay secret and the table must be ours:
-	 * refuse a segment another user could have planted or can write. */
-	if (st.st_uid != geteuid() && geteuid() != 0) {
-		set_err(err, errlen,
-		        "shared memory %s belongs to uid %u, not to us (uid %u): remove it "
-		        "with rm /dev/shm/%s",
-		        name, (unsigned)st.st_uid, (unsigned)geteuid(), shm_path(name));
-		return -1;
-	}
-	if ((st.st_mode & 077) != 0) {
-		set_err(err, errlen,
-		        "shared memory %s has mode 0%o, other users may read it: remove it "
-		        "with rm /dev/shm/%s",
-		        name, (unsigned)(st.st_mode & 0777), shm_path(name));
-		return -1;
-	}
-
-	/* The creator sizes the segment once, then fills and publishes the
-	 * header; wait for both, up to the deadline. */
-	for (;;) {
-		if (pre == MAP_FAILED && st.st_size >= (off_t)PREFIX_SIZE) {
-			pre_len =
-			    (size_t)st.st_size < HEADER_SIZE ? (size_t)st.st_size : HEADER_SIZE;
-			pre = mmap(NULL, pre_len, PROT_READ, MAP_SHARED, fd, 0);
-			if (pre == MAP_FAILED) {
-				set_err(err, errlen, "cannot map shared memory %s: %s", name,
-				        strerror(errno));
-				return -1;
-			}
-		}
-		if (pre != MAP_FAILED) {
-			magic = atomic_load_explicit(&pre->magic, memory_order_acquire);
-			if (magic != 0)
-				break;
-		}
-		if (rl_now_ns() >= deadline_ns) {
-			set_err(err, errlen,
-			        "shared memory %s exists but was never initialised (its "
-			        "creator died during start-up?): remove it with chat-admin "
-			        "ratelimit unlink or rm /dev/shm/%s",
-			        name, shm_path(name));
-			goto out;
-		}
-		sleep_ms(1);
-		if (pre == MAP_FAILED && fstat(fd, &st) < 0) {
-			set_err(err, errlen, "cannot stat shared memory %s: %s", name,
-			        strerror(errno));
-			return -1;
-		}
-	}
-
-	if (magic != RL_MAGIC) {
-		set_err(err, errlen,
-		        "shared memory %s is not a chat-fcgi rate-limit table: remove it with "
-		        "rm /dev/shm/%s or choose another RATE_LIMIT_SHM",
-		        name, shm_path(name));
-		goto out;
-	}
-	version = pre->version;
-	header_size = pre->header_size;
-	nslots = pre->nslots;
-	total = pre->total_size;
-	if (version != RL_LAYOUT_VERSION || (want_slots != 0 && nslots != want_slots)) {
-		set_err(err, errlen,
-		        "shared memory %s has layout version %u / %llu slots, this build "
-		        "expects version %u / %u slots: remove it with chat-admin ratelimit "
-		        "unlink or rm /dev/shm/%s (every limit restarts from zero), then "
-		        "restart all workers",
-		        name, version, (unsigned long long)nslots, RL_LAYOUT_VERSION,
-		        want_slots != 0 ? want_slots : (unsigned)nslots, shm_path(name));
-		goto out;
-	}
-	if (fstat(fd, &st) < 0) {
-		set_err(err, errlen, "cannot stat shared memory %s: %s", name, strerror(errno));
-		goto out;
-	}
-	if (header_size != HEADER_SIZE || nslots < RL_MIN_SLOTS || nslots > RL_MAX_SLOTS ||
-	    total != total_size_for(nslots) || (uint64_t)st.st_size != total) {
-		set_err(err, errlen,
-		        "shared memory %s is inconsistent (header %u bytes, %llu slots, "
-		        "%llu bytes recorded, %llu bytes on disk): remove it with chat-admin "
-		        "ratelimit unlink or rm /dev/shm/%s",
-		        name, header_size, (unsigned long long)nslots, (unsigned long long)total,
-		        (unsigned long long)st.st_size, shm_path(name));
-		goto out;
-	}
-	map = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (map == MAP_FAILED) {
-		set_err(err, errlen, "cannot map shared memory %s: %s", name, strerror(errno));
-		goto out;
-	}
-	*out = table_new(map, total, err, errlen);
-	if (*out == NULL) {
-		munmap(map, total);
-		goto out;
-	}
-	rc = 0;
-out:
-	if (pre != MAP_FAILED)
-		munmap(pre, pre_len);
-	return rc;
-}
-
-static int open_segment(const char *name, uint32_t slots, bool may_create, struct rl_table **out,
-                        char *err, size_t errlen)
-{
-	uint64_t deadline = rl_now_ns() + OPEN_WAIT_MS * NS_PER_MS;
-
-	*out = NULL;
-	if (!valid_name(name)) {
-		set_err(err, errlen,
-		        "shared memory name \"%s\" must be one leading slash and up to %d "
-		        "more characters, none of them a slash",
-		        name != NULL ? name : "(null)", NAME_MAX - 1);
-		return -1;
-	}
-	if (may_create && (slots < RL_MIN_SLOTS || slots > RL_MAX_SLOTS)) {
-		set_err(err, errlen, "rate-limit slot count %u is outside %u..%u", slots,
-		        RL_MIN_SLOTS, RL_MAX_SLOTS);
-		return -1;
-	}
-
-	for (;;) {
-		int fd, rc;
-
-		if (may_create) {
-			/* O_EXCL: exactly one process becomes the creator. */
-			fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
-			if (fd >= 0) {
-				rc = create_segment(fd, name, slots, out, err, errlen);
-				close(fd);
-				/* Nobody can have used an unpublished segment;
-				 * waiters time out with a clear message. */
-				if (rc < 0)
-					shm_unlink(name);
-				return rc;
-			}
-			if (errno != EEXIST) {
-				set_err(err, errlen, "cannot create shared memory %s: %s", name,
-				        strerror(errno));
-				return -1;
-			}
-		}
-		fd = shm_open(name, O_RDWR, 0);
-		if (fd < 0) {
-			/* Removed between our two shm_open calls (a failed
-			 * creator, an operator): try to create it again. */
-			if (errno == ENOENT && may_create && rl_now_ns() < deadline)
-				continue;
-			if (errno == ENOENT)
-				set_err(err, errlen,
-				        "shared memory %s does not exist (no worker has "
-				        "started yet?)",
-				        name);
-			else
-				set_err(err, errlen, "cannot open shared memory %s: %s", name,
-				        strerror(errno));
-			return -1;
-		}
-		rc = attach_segment(fd, name, may_create ? slots : 0, deadline, out, err, errlen);
-		close(fd);
-		return rc;
-	}
 }
 
 int rl_open(const char *name, uint32_t slots, struct rl_table **out, char *err, size_t errlen)
 {
-	return open_segment(name, slots, true, out, err, errlen);
+	return open_table(name, slots, true, out, err, errlen);
 }
 
 int rl_attach(const char *name, struct rl_table **out, char *err, size_t errlen)
 {
-	return open_segment(name, 0, false, out, err, errlen);
+	return open_table(name, 0, false, out, err, errlen);
 }
 
 void rl_close(struct rl_table *t)
 {
 	if (t == NULL)
 		return;
-	munmap(t->shm, t->map_size);
+	seg_close(&t->seg);
 	free(t);
 }
 
-void *rl_extension(struct rl_table *t)
+const struct segment *rl_segment(const struct rl_table *t)
 {
-	return t->shm->extension;
-}
-
-int rl_unlink(const char *name, char *err, size_t errlen)
-{
-	if (!valid_name(name)) {
-		set_err(err, errlen, "shared memory name \"%s\" is not valid",
-		        name != NULL ? name : "(null)");
-		return -1;
-	}
-	if (shm_unlink(name) < 0) {
-		set_err(err, errlen, "cannot remove shared memory %s: %s", name, strerror(errno));
-		return -1;
-	}
-	return 0;
+	return &t->seg;
 }

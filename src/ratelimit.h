@@ -39,18 +39,11 @@
  * being limited, it is refused (RL_TABLE_FULL, fail closed) rather than a
  * limited key forgotten.
  *
- * Shared memory: the first process to call rl_open() creates the segment
- * (O_EXCL), sizes it, fills the header and then publishes a magic number; the
- * others wait up to 2 s for the magic and check layout version, slot count
- * and size.  Every change to a slot is one 64-bit compare-and-swap, so a
- * process killed at any instruction leaves nothing locked or half-written.
- *
- * Lifetime: nobody removes the segment automatically.  It must outlive any
- * worker (mod_fcgid and lighttpd recycle workers) and it vanishes at reboot
- * (/dev/shm is tmpfs).  Operators remove it with rl_unlink() (chat-admin)
- * after a layout change or to forget every limit at once; the dev and test
- * scripts remove theirs.  Workers still running keep the old mapping: restart
- * them all after an unlink, or limits are split across two segments.
+ * Shared memory: the table lives in the segment of segment.h, which
+ * creates it once, checks it on attach and outlives every worker; this
+ * module lays out its header (hash key, counters) and its slots.  Every
+ * change to a slot is one 64-bit compare-and-swap, so a process killed at
+ * any instruction leaves nothing locked or half-written.
  *
  * Ownership: a struct rl_table is one process's handle on the segment (the
  * mapping and keys derived from the header); a worker opens it after fork and
@@ -65,6 +58,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "segment.h"
 
 /* Bumped whenever the segment's layout changes; a mismatch is an error. */
 #define RL_LAYOUT_VERSION 3u
@@ -80,8 +74,8 @@
 /* Longest period a policy may have (the slot's clock has 40 bits of ms). */
 #define RL_MAX_PERIOD_S (366u * 86400u)
 
-/* Room for the error text of rl_open() and friends. */
-#define RL_ERR_LEN 512
+/* Room for the error text of rl_open() and rl_attach(). */
+#define RL_ERR_LEN SEG_ERR_LEN
 
 struct rl_table;
 
@@ -120,9 +114,6 @@ struct rl_stats {
 	struct rl_class_stats classes[RL_MAX_CLASSES];
 };
 
-/* CLOCK_MONOTONIC in nanoseconds: the same clock in every process. */
-uint64_t rl_now_ns(void);
-
 /*
  * Map the table called `name` ("/chat-fcgi": one leading slash, no other),
  * creating it with `slots` slots if it does not exist.  Returns 0 with *out
@@ -136,21 +127,17 @@ int rl_open(const char *name, uint32_t slots, struct rl_table **out, char *err, 
  * would then have to match. */
 int rl_attach(const char *name, struct rl_table **out, char *err, size_t errlen);
 
-/* Unmap and free the handle; the segment stays. NULL is fine. */
+/* Unmap and free the handle; the segment stays (seg_unlink removes it).
+ * NULL is fine. */
 void rl_close(struct rl_table *t);
 
-/* The segment also carries RL_EXTENSION_BYTES of zero-initialised memory,
- * 64-byte aligned, that this module never touches: the metrics module lays
- * its shared counters out there (its own layout check included). */
-#define RL_EXTENSION_BYTES 32768u
-void *rl_extension(struct rl_table *t);
-
-/* Remove the segment's name (shm_unlink). Returns 0, or -1 with err set. */
-int rl_unlink(const char *name, char *err, size_t errlen);
+/* The segment the table lives in: metrics keeps its counters in its
+ * extension area (seg_extension). */
+const struct segment *rl_segment(const struct rl_table *t);
 
 /*
  * Count one request of `key` (any bytes) in class class_id under `policy` at
- * now_ns (rl_now_ns(), or a fake clock in tests).  Returns 0 with *out
+ * now_ns (util_now_ns(), or a fake clock in tests).  Returns 0 with *out
  * filled, or -1 with errno EINVAL (class id, period 0 or above
  * RL_MAX_PERIOD_S) or EOVERFLOW (clock beyond 2^40 ms); a caller should
  * then refuse the request.
@@ -162,18 +149,7 @@ int rl_check(struct rl_table *t, const struct rate_policy *policy, uint8_t class
  * were cleared (0 or 1; more only after a race), or -1 (EINVAL). */
 int rl_reset_key(struct rl_table *t, uint8_t class_id, const void *key, size_t keylen);
 
-/* Forget every key (chat-admin ratelimit reset-all); counters stay. */
-void rl_reset_all(struct rl_table *t);
-
 /* Counters summed over all processes, and occupancy at now_ns. O(slots). */
 void rl_stats(struct rl_table *t, uint64_t now_ns, struct rl_stats *out);
-
-/* Check the header and every slot for values no correct writer produces.
- * Returns 0, or -1 with the first problem in err. O(slots). */
-int rl_verify(struct rl_table *t, uint64_t now_ns, char *err, size_t errlen);
-
-/* SipHash-2-4 with a 64-bit result: the table's keyed hash, public so the
- * tests can compare it with OpenSSL's. */
-uint64_t rl_siphash24(const uint8_t key[16], const void *msg, size_t len);
 
 #endif

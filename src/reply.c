@@ -24,14 +24,48 @@ void reply_unauthorized(struct response *res, const char *detail)
 	http_add_header(res, "WWW-Authenticate", "Bearer");
 }
 
+void reply_invalid_credentials(struct response *res)
+{
+	http_error(res, 401, "invalid_credentials", "email or password is wrong", NULL);
+	http_add_header(res, "WWW-Authenticate", "Bearer");
+}
+
+void reply_forbidden(struct response *res, const char *detail)
+{
+	http_error(res, 403, "forbidden", detail, NULL);
+}
+
 void reply_not_found(struct response *res)
 {
 	http_error(res, 404, "not_found", "no such resource", NULL);
 }
 
+void reply_method_not_allowed(struct response *res, const char *allow)
+{
+	http_error(res, 405, "method_not_allowed", "method not allowed on this path", NULL);
+	http_add_header(res, "Allow", "%s", allow);
+}
+
+void reply_email_taken(struct response *res)
+{
+	http_error(res, 409, "email_taken", "an account with this email exists", "email");
+}
+
 void reply_too_large(struct response *res)
 {
 	http_error(res, 413, "payload_too_large", "request body is too large", NULL);
+}
+
+void reply_unsupported_media_type(struct response *res, const char *detail)
+{
+	http_error(res, 415, "unsupported_media_type", detail, NULL);
+}
+
+void reply_rate_limited(struct response *res, uint32_t retry_after_s)
+{
+	http_error(res, 429, "rate_limited", "too many requests; retry later", NULL);
+	HTTP_JSON_PUT(res->json, "retry_after", json_object_new_int64(retry_after_s));
+	http_add_header(res, "Retry-After", "%u", retry_after_s);
 }
 
 void reply_internal(struct response *res)

@@ -11,33 +11,36 @@
 #include "chat.h"
 #include "health.h"
 #include "metrics.h"
+#include "util.h"
 
 static const struct route routes[] = {
-    {"GET", "/healthz", health_healthz, ROUTE_BODY_NONE, false, ROUTE_LIMIT_NONE, "healthz"},
-    {"GET", "/readyz", health_readyz, ROUTE_BODY_NONE, false, ROUTE_LIMIT_NONE, "readyz"},
-    {"GET", "/metrics", metrics_handler, ROUTE_BODY_NONE, false, ROUTE_LIMIT_NONE, "metrics"},
+    {"GET", "/healthz", health_healthz, ROUTE_BODY_NONE, false, LIMIT_NONE, "healthz"},
+    {"GET", "/readyz", health_readyz, ROUTE_BODY_NONE, false, LIMIT_NONE, "readyz"},
+    {"GET", "/metrics", metrics_handler, ROUTE_BODY_NONE, false, LIMIT_NONE, "metrics"},
 
-    {"POST", "/auth/register", auth_register, ROUTE_BODY_JSON, false, ROUTE_LIMIT_AUTH,
+    {"POST", "/auth/register", auth_register, ROUTE_BODY_JSON, false, LIMIT_CLASS_AUTH,
      "auth_register"},
-    {"POST", "/auth/login", auth_login, ROUTE_BODY_JSON_OR_FORM, false, ROUTE_LIMIT_AUTH,
+    /* Also LIMIT_CLASS_LOGIN, keyed by the email only the body names:
+     * auth_login applies it (limit_apply) before its first query. */
+    {"POST", "/auth/login", auth_login, ROUTE_BODY_JSON_OR_FORM, false, LIMIT_CLASS_AUTH,
      "auth_login"},
-    {"POST", "/auth/logout", auth_logout, ROUTE_BODY_NONE, true, ROUTE_LIMIT_NONE, "auth_logout"},
-    {"GET", "/auth/me", auth_me, ROUTE_BODY_NONE, true, ROUTE_LIMIT_READ, "auth_me"},
-    {"POST", "/auth/password", auth_password, ROUTE_BODY_JSON, true, ROUTE_LIMIT_AUTH,
+    {"POST", "/auth/logout", auth_logout, ROUTE_BODY_NONE, true, LIMIT_NONE, "auth_logout"},
+    {"GET", "/auth/me", auth_me, ROUTE_BODY_NONE, true, LIMIT_CLASS_READ, "auth_me"},
+    {"POST", "/auth/password", auth_password, ROUTE_BODY_JSON, true, LIMIT_CLASS_AUTH,
      "auth_password"},
 
     {"POST", "/chat/conversations", chat_conversation_create, ROUTE_BODY_JSON, true,
-     ROUTE_LIMIT_CHAT, "chat_conversation_create"},
-    {"GET", "/chat/conversations", chat_conversation_list, ROUTE_BODY_NONE, true, ROUTE_LIMIT_READ,
+     LIMIT_CLASS_CHAT, "chat_conversation_create"},
+    {"GET", "/chat/conversations", chat_conversation_list, ROUTE_BODY_NONE, true, LIMIT_CLASS_READ,
      "chat_conversation_list"},
     {"GET", "/chat/conversations/{id}", chat_conversation_get, ROUTE_BODY_NONE, true,
-     ROUTE_LIMIT_READ, "chat_conversation_get"},
+     LIMIT_CLASS_READ, "chat_conversation_get"},
     {"POST", "/chat/conversations/{id}/members", chat_member_add, ROUTE_BODY_JSON, true,
-     ROUTE_LIMIT_CHAT, "chat_member_add"},
+     LIMIT_CLASS_CHAT, "chat_member_add"},
     {"POST", "/chat/conversations/{id}/messages", chat_message_post, ROUTE_BODY_JSON, true,
-     ROUTE_LIMIT_CHAT, "chat_message_post"},
+     LIMIT_CLASS_CHAT, "chat_message_post"},
     {"GET", "/chat/conversations/{id}/messages", chat_message_list, ROUTE_BODY_NONE, true,
-     ROUTE_LIMIT_READ, "chat_message_list"},
+     LIMIT_CLASS_READ, "chat_message_list"},
 };
 
 size_t router_count(void)
@@ -57,7 +60,7 @@ static bool path_matches(const char *pattern, const char *path, int64_t ids[HTTP
 	while (*pattern && *path) {
 		if (strncmp(pattern, "{id}", 4) == 0) {
 			size_t n = strcspn(path, "/");
-			if (nids == HTTP_MAX_PATH_IDS || http_parse_id(path, n, &ids[nids]) != 0)
+			if (nids == HTTP_MAX_PATH_IDS || util_parse_id(path, n, &ids[nids]) != 0)
 				return false;
 			nids++;
 			pattern += 4;

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "http.h"
+#include "limit.h"
 
 struct worker;
 
@@ -19,16 +20,14 @@ typedef void (*route_handler)(struct worker *w, struct request *req, struct resp
 
 enum route_body { ROUTE_BODY_NONE, ROUTE_BODY_JSON, ROUTE_BODY_JSON_OR_FORM };
 
-enum route_limit { ROUTE_LIMIT_NONE, ROUTE_LIMIT_AUTH, ROUTE_LIMIT_CHAT, ROUTE_LIMIT_READ };
-
 struct route {
 	const char *method;
 	const char *pattern;
 	route_handler handler;
 	enum route_body body;
 	bool needs_token;
-	enum route_limit limit;
-	const char *name; /* stable label for logs and metrics */
+	enum limit_class limit; /* applied before the handler; LIMIT_NONE: none */
+	const char *name;       /* stable label for logs and metrics */
 };
 
 enum router_result { ROUTER_FOUND, ROUTER_NOT_FOUND, ROUTER_METHOD_NOT_ALLOWED };

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "reply.h"
+#include "util.h"
 #include "worker.h"
 
 /* The body read callback (http_read_fn) over a libfcgi input stream. */
@@ -38,7 +39,7 @@ bool serve_request(struct worker *w, char **envp, FCGX_Stream *in, FCGX_Stream *
 {
 	struct request req;
 	struct response res;
-	uint64_t started = db_now_ns(), elapsed;
+	uint64_t started = util_now_ns(), elapsed;
 	char *text = NULL;
 	size_t text_len = 0;
 	bool body_read = false;
@@ -54,7 +55,7 @@ bool serve_request(struct worker *w, char **envp, FCGX_Stream *in, FCGX_Stream *
 		FCGX_PutStr(text, (int)text_len, out);
 		free(text);
 	}
-	elapsed = db_now_ns() - started;
+	elapsed = util_now_ns() - started;
 	log_request(&req, res.status, elapsed);
 	metrics_record(w->metrics, req.route_index, res.status, elapsed);
 	report_db_counters(w);

@@ -28,8 +28,8 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-#include "http.h" /* http_parse_id */
 #include "jsonin.h"
+#include "util.h"
 
 /* HS256 is HMAC-SHA-256 untruncated (RFC 7518 §3.2): 32 bytes, 43 chars. */
 #define MAC_LEN     32
@@ -299,7 +299,7 @@ static enum token_status read_claims(struct json_object *p, int64_t now, struct 
 	/* "sub": one spelling per number (no sign, no leading zero, no
 	 * spaces), so one user has one subject string. */
 	s = get_string(p, "sub", &n);
-	if (s == NULL || http_parse_id(s, n, &c->user_id) != 0)
+	if (s == NULL || util_parse_id(s, n, &c->user_id) != 0)
 		return TOKEN_BAD_CLAIMS;
 	if (get_int(p, "iat", &c->iat) != 0 || get_int(p, "exp", &c->exp) != 0)
 		return TOKEN_BAD_CLAIMS;
@@ -475,18 +475,12 @@ out:
 
 int token_new_jti(char out[TOKEN_JTI_HEX_LEN + 1])
 {
-	/* Lowercase by hand: OPENSSL_buf2hexstr() is uppercase with colons. */
-	static const char hex[] = "0123456789abcdef";
 	unsigned char rnd[TOKEN_JTI_HEX_LEN / 2];
 
 	out[0] = '\0';
 	if (RAND_bytes(rnd, (int)sizeof(rnd)) != 1)
 		return -1;
-	for (size_t i = 0; i < sizeof(rnd); i++) {
-		out[2 * i] = hex[rnd[i] >> 4];
-		out[2 * i + 1] = hex[rnd[i] & 0x0f];
-	}
-	out[TOKEN_JTI_HEX_LEN] = '\0';
+	util_hex(rnd, sizeof(rnd), out);
 	OPENSSL_cleanse(rnd, sizeof(rnd));
 	return 0;
 }

@@ -54,3 +54,28 @@ int utf8_count(const char *s, size_t len, size_t *count)
 	*count = n;
 	return 0;
 }
+
+static int is_continuation(char c)
+{
+	return ((unsigned char)c & 0xC0) == 0x80;
+}
+
+size_t utf8_chars(const char *s, size_t len)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++)
+		if (!is_continuation(s[i]))
+			n++;
+	return n;
+}
+
+size_t utf8_prefix(const char *s, size_t len, size_t max)
+{
+	size_t count = 0;
+
+	for (size_t i = 0; i < len; i++)
+		if (!is_continuation(s[i]) && count++ == max)
+			return i;
+	return len;
+}

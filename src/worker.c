@@ -11,27 +11,15 @@
  */
 #include "worker.h"
 
-#include <stdio.h>
-#include <string.h>
-
 #include "auth.h"
 #include "chat.h"
 #include "health.h"
 #include "log.h"
+#include "limit.h"
 #include "metrics.h"
-#include "netaddr.h"
 #include "ratelimit.h"
 #include "reply.h"
 #include "router.h"
-
-_Static_assert(LIMIT_CLASSES <= RL_MAX_CLASSES, "every class has its counters in the table");
-
-const char *const limit_class_names[LIMIT_CLASSES] = {
-    [LIMIT_CLASS_AUTH] = "auth",
-    [LIMIT_CLASS_CHAT] = "chat",
-    [LIMIT_CLASS_READ] = "read",
-    [LIMIT_CLASS_LOGIN] = "login",
-};
 
 int worker_configure(struct worker *w, char *const *envp)
 {
@@ -74,14 +62,14 @@ int worker_open(struct worker *w)
 		config_free(&w->cfg);
 		return CONFIG_EXIT_STATUS;
 	}
-	if (metrics_attach(w->rl, &w->metrics, err, sizeof err) != 0) {
+	if (metrics_attach(rl_segment(w->rl), &w->metrics, err, sizeof err) != 0) {
 		log_event(LOG_LEVEL_ERROR, "start", "%s", err);
 		rl_close(w->rl);
 		config_free(&w->cfg);
 		return CONFIG_EXIT_STATUS;
 	}
 	db_init(&w->db, &w->cfg);
-	if (register_statements(w) != 0 || auth_init(w) != 0) {
+	if (register_statements(w) != 0 || auth_init(&w->cfg) != 0) {
 		log_event(LOG_LEVEL_ERROR, "start", "initialisation failed");
 		worker_close(w);
 		return 1;
@@ -106,11 +94,10 @@ static int read_body(struct worker *w, const struct route *route, struct request
 	const char *detail;
 
 	if (!form && !http_content_type_is(req, "application/json")) {
-		http_error(res, 415, "unsupported_media_type",
-		           route->body == ROUTE_BODY_JSON_OR_FORM
-		               ? "request body must be application/json or a form"
-		               : "request body must be application/json",
-		           NULL);
+		reply_unsupported_media_type(res,
+		                             route->body == ROUTE_BODY_JSON_OR_FORM
+		                                 ? "request body must be application/json or a form"
+		                                 : "request body must be application/json");
 		return -1;
 	}
 	switch (http_read_body(req, w->cfg.max_body_bytes, read_fn, ctx)) {
@@ -135,70 +122,6 @@ static int read_body(struct worker *w, const struct route *route, struct request
 	return 0;
 }
 
-int worker_rate_limit(struct worker *w, struct request *req, struct response *res,
-                      enum limit_class class, const struct rate_policy *policy, const char *key)
-{
-	struct rl_result r;
-
-	if (policy->limit == 0)
-		return 0;
-	if (!w->rl ||
-	    rl_check(w->rl, policy, (uint8_t) class, key, strlen(key), rl_now_ns(), &r) != 0) {
-		/* Cannot happen with a validated policy; never admit blindly. */
-		reply_internal(res);
-		return -1;
-	}
-	if (!req->limited || r.remaining < req->limit_remaining) {
-		req->limited = true;
-		req->limit = r.limit;
-		req->limit_remaining = r.remaining;
-		req->limit_reset_s = r.reset_s;
-	}
-	if (r.allowed)
-		return 0;
-	http_error(res, 429, "rate_limited", "too many requests; retry later", NULL);
-	HTTP_JSON_PUT(res->json, "retry_after", json_object_new_int64(r.retry_after_s));
-	http_add_header(res, "Retry-After", "%u", r.retry_after_s);
-	return -1;
-}
-
-/* The route's class, keyed by client address (auth) or user id. */
-static int limit_route(struct worker *w, const struct route *route, struct request *req,
-                       struct response *res)
-{
-	struct netaddr client;
-	char key[64];
-
-	switch (route->limit) {
-	case ROUTE_LIMIT_AUTH:
-		if (netaddr_client(req->remote_addr, req->x_forwarded_for, &w->cfg.trusted_proxies,
-		                   &client) != 0 ||
-		    netaddr_key(&client, key, sizeof key) < 0)
-			snprintf(key, sizeof key, "unknown");
-		return worker_rate_limit(w, req, res, LIMIT_CLASS_AUTH, &w->cfg.rate_auth, key);
-	case ROUTE_LIMIT_CHAT:
-	case ROUTE_LIMIT_READ:
-		snprintf(key, sizeof key, "%lld", (long long)req->user_id);
-		return route->limit == ROUTE_LIMIT_CHAT
-		           ? worker_rate_limit(w, req, res, LIMIT_CLASS_CHAT, &w->cfg.rate_chat,
-		                               key)
-		           : worker_rate_limit(w, req, res, LIMIT_CLASS_READ, &w->cfg.rate_read,
-		                               key);
-	case ROUTE_LIMIT_NONE:
-		break;
-	}
-	return 0;
-}
-
-static void add_limit_headers(const struct request *req, struct response *res)
-{
-	if (!req->limited)
-		return;
-	http_add_header(res, "RateLimit-Limit", "%u", req->limit);
-	http_add_header(res, "RateLimit-Remaining", "%u", req->limit_remaining);
-	http_add_header(res, "RateLimit-Reset", "%u", req->limit_reset_s);
-}
-
 void worker_handle(struct worker *w, struct request *req, struct response *res,
                    http_read_fn read_fn, void *ctx)
 {
@@ -211,8 +134,7 @@ void worker_handle(struct worker *w, struct request *req, struct response *res,
 		reply_not_found(res);
 		return;
 	case ROUTER_METHOD_NOT_ALLOWED:
-		http_error(res, 405, "method_not_allowed", "method not allowed on this path", NULL);
-		http_add_header(res, "Allow", "%s", allow);
+		reply_method_not_allowed(res, allow);
 		return;
 	case ROUTER_FOUND:
 		break;
@@ -232,9 +154,10 @@ void worker_handle(struct worker *w, struct request *req, struct response *res,
 	}
 	if (route->body != ROUTE_BODY_NONE && read_body(w, route, req, res, read_fn, ctx) != 0)
 		return;
-	if (route->needs_token && auth_authenticate(w, req, res) != 0)
+	if (route->needs_token && auth_authenticate(&w->cfg, req, res) != 0)
 		return;
-	if (limit_route(w, route, req, res) == 0)
+	if (route->limit == LIMIT_NONE ||
+	    limit_apply(w->rl, &w->cfg, route->limit, NULL, req, res) == 0)
 		route->handler(w, req, res);
-	add_limit_headers(req, res);
+	limit_headers(req, res);
 }

@@ -19,29 +19,7 @@ struct worker {
 	struct rl_table *rl;         /* the shared segment: rate limits ... */
 	struct metrics_shm *metrics; /* ... and the counters in it */
 	uint64_t db_reported[3];     /* db counters already added to metrics */
-	char auth_dummy_mcf[128];    /* SCRYPT_MCF_LEN: see auth_init() */
 };
-
-/* Class ids in the shared rate-limit table (SPEC §3). */
-enum limit_class {
-	LIMIT_CLASS_AUTH = 0,  /* by client address */
-	LIMIT_CLASS_CHAT = 1,  /* by user id */
-	LIMIT_CLASS_READ = 2,  /* by user id */
-	LIMIT_CLASS_LOGIN = 3, /* login, by lower-cased email, auth policy */
-	LIMIT_CLASSES
-};
-
-/* Their names in metrics labels and chat-admin arguments. */
-extern const char *const limit_class_names[LIMIT_CLASSES];
-
-/*
- * Count one request of `key` in `class` against `policy` in the shared
- * table.  Returns 0 if admitted (or the class is off); otherwise answers 429
- * in *res and returns -1.  Either way req keeps the tightest limit seen for
- * the RateLimit-* headers.  Never touches the database.
- */
-int worker_rate_limit(struct worker *w, struct request *req, struct response *res,
-                      enum limit_class class, const struct rate_policy *policy, const char *key);
 
 /*
  * Start-up, in two steps so that a worker run by hand can check its

@@ -143,6 +143,10 @@ req GET /auth/me -H "Authorization: Bearer $alice"
 check "after reset: admitted again" is_status 200
 out=$(admin ratelimit reset auth:127.0.0.1)
 check "ratelimit reset auth:127.0.0.1 names the worker's key" bash -c '[[ "$0" == *"4:127.0.0.1"* ]]' "$out"
+# carol's login above was counted under her lower-cased email.
+out=$(admin ratelimit reset login:Carol@X.IO)
+check "ratelimit reset login:Carol@X.IO lower-cases like the worker ($out)" \
+	bash -c '[[ "$0" == *"login:carol@x.io (1 entry"* ]]' "$out"
 out=$(admin ratelimit reset nonsense:1 2>&1); rc=$?
 check "an unknown class is refused" [ "$rc" = 64 ]
 

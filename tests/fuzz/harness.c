@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "ratelimit.h"
+#include "segment.h"
 #include "token.h"
 
 /* The sanitizers' report channel: libFuzzer keeps it open when it closes
@@ -108,7 +109,7 @@ struct worker *fuzz_worker(char *const *extra_env)
 	must(worker_configure(w, env) == 0, "worker_configure");
 	must(worker_open(w) == 0, "worker_open");
 	/* Mapped: the name can go at once, so no run leaves a segment behind. */
-	rl_unlink(w->cfg.rate_limit_shm, err, sizeof err);
+	seg_unlink(w->cfg.rate_limit_shm, err, sizeof err);
 	/* The database is down and never due for a retry: every db_exec()
 	 * answers DB_UNAVAILABLE without a connect attempt. */
 	w->db.retry_at_ns = UINT64_MAX;

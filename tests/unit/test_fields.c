@@ -1,10 +1,7 @@
 /*
  * Unit tests for src/fields.c: the SPEC §2 text rules every handler relies
  * on.
- *
- * UTF-8 validity is checked against the Unicode definition (Table 3-7 of
- * the standard): overlong forms, UTF-16 surrogates and values past
- * U+10FFFF are invalid.  Length bounds are tested on both sides of each
+ * (UTF-8 itself is tested in test_utf8.c.)  Length bounds are tested on both sides of each
  * limit, in code points where the rule counts characters and in bytes where
  * it counts bytes, with multi-byte text so the two units cannot be confused.
  * Every failure is checked through the answer a client would get: the
@@ -99,84 +96,6 @@ static char *repeat(const char *unit, size_t times, const char *tail)
 static const struct text_rule title_rule = {"title", true, true, FIELD_CODEPOINTS, 1, 4};
 static const struct text_rule nick_rule = {"nick", false, true, FIELD_CODEPOINTS, 1, 4};
 static const struct text_rule pass_rule = {"password", true, false, FIELD_BYTES, 8, 1024};
-
-/* ---- utf8_count --------------------------------------------------------- */
-
-static const struct {
-	const char *s;
-	size_t count;
-} good_utf8[] = {
-    {"", 0},
-    {"hello", 5},
-    {"\x7f", 1},
-    {"\xc2\x80", 1},         /* U+0080, smallest 2-byte */
-    {"\xc3\xa9", 1},         /* é */
-    {"\xdf\xbf", 1},         /* U+07FF */
-    {"\xe0\xa0\x80", 1},     /* U+0800, smallest 3-byte */
-    {"\xe2\x82\xac", 1},     /* € */
-    {"\xed\x9f\xbf", 1},     /* U+D7FF, just below the surrogates */
-    {"\xee\x80\x80", 1},     /* U+E000, just above */
-    {"\xef\xbf\xbf", 1},     /* U+FFFF */
-    {"\xf0\x90\x80\x80", 1}, /* U+10000, smallest 4-byte */
-    {"\xf0\x9f\x98\x80", 1}, /* 😀 */
-    {"\xf4\x8f\xbf\xbf", 1}, /* U+10FFFF, the last code point */
-    {"a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z", 5},
-};
-
-START_TEST(utf8_valid)
-{
-	size_t count = 12345;
-	const char *s = good_utf8[_i].s;
-
-	ck_assert_msg(utf8_count(s, strlen(s), &count) == 0, "case %d rejected", _i);
-	ck_assert_uint_eq(count, good_utf8[_i].count);
-}
-END_TEST
-
-static const char *const bad_utf8[] = {
-    "\x80",                 /* lone continuation byte */
-    "a\xbf",                /* lone continuation byte after ASCII */
-    "\xc0\xaf",             /* overlong '/' */
-    "\xc1\xbf",             /* overlong U+007F */
-    "\xe0\x80\xaf",         /* overlong 3-byte */
-    "\xe0\x9f\xbf",         /* overlong U+07FF */
-    "\xf0\x80\x80\xaf",     /* overlong 4-byte */
-    "\xf0\x8f\xbf\xbf",     /* overlong U+FFFF */
-    "\xed\xa0\x80",         /* surrogate U+D800 */
-    "\xed\xbf\xbf",         /* surrogate U+DFFF */
-    "\xf4\x90\x80\x80",     /* U+110000 */
-    "\xf5\x80\x80\x80",     /* lead byte past U+10FFFF */
-    "\xf8\x88\x80\x80\x80", /* 5-byte form */
-    "\xfe",
-    "\xff",
-    "\xc3",             /* truncated 2-byte */
-    "\xe2\x82",         /* truncated 3-byte */
-    "\xf0\x9f\x98",     /* truncated 4-byte */
-    "ab\xe2\x82",       /* truncated at the end of longer text */
-    "\xc3\x28",         /* lead byte followed by ASCII */
-    "\xe2\x28\xac",     /* bad second byte */
-    "\xf0\x9f\x98\x28", /* bad last byte */
-};
-
-START_TEST(utf8_invalid)
-{
-	size_t count;
-	const char *s = bad_utf8[_i];
-
-	ck_assert_msg(utf8_count(s, strlen(s), &count) == -1, "case %d accepted", _i);
-}
-END_TEST
-
-START_TEST(utf8_uses_len_not_nul)
-{
-	size_t count;
-
-	/* the length given, not strlen, bounds the scan */
-	ck_assert_int_eq(utf8_count("\xe2\x82\xac", 2, &count), -1);
-	ck_assert_int_eq(utf8_count("ab\xff", 2, &count), 0);
-	ck_assert_uint_eq(count, 2);
-}
-END_TEST
 
 /* ---- field_text --------------------------------------------------------- */
 
@@ -549,14 +468,8 @@ END_TEST
 static Suite *fields_suite(void)
 {
 	Suite *s = suite_create("fields");
-	TCase *utf8 = tcase_create("utf8");
 	TCase *text = tcase_create("text");
 	TCase *mail = tcase_create("email");
-
-	tcase_add_loop_test(utf8, utf8_valid, 0, N(good_utf8));
-	tcase_add_loop_test(utf8, utf8_invalid, 0, N(bad_utf8));
-	tcase_add_test(utf8, utf8_uses_len_not_nul);
-	suite_add_tcase(s, utf8);
 
 	tcase_add_test(text, text_ok);
 	tcase_add_test(text, text_required_missing);

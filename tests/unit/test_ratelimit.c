@@ -24,11 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
-
 #include "ratelimit.h"
+#include "ratelimit_internal.h"
+#include "segment.h"
+#include "util.h"
 
 #define NS_PER_MS UINT64_C(1000000)
 #define SEC(x)    ((uint64_t)(x)*UINT64_C(1000000000))
@@ -164,56 +163,6 @@ static uint64_t t_ms(uint32_t limit, uint32_t period_s)
 {
 	return ((uint64_t)period_s * 1000 + limit - 1) / limit;
 }
-
-/* ---- SipHash ---- */
-
-static uint64_t openssl_siphash(const uint8_t key[16], const void *msg, size_t len)
-{
-	EVP_MAC *mac = EVP_MAC_fetch(NULL, "SIPHASH", NULL);
-	EVP_MAC_CTX *ctx;
-	size_t size = 8, outl = 0;
-	OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size),
-	                       OSSL_PARAM_construct_end()};
-	uint8_t out[8];
-	uint64_t v = 0;
-
-	ck_assert_ptr_nonnull(mac);
-	ctx = EVP_MAC_CTX_new(mac);
-	ck_assert_ptr_nonnull(ctx);
-	ck_assert_int_eq(EVP_MAC_init(ctx, key, 16, params), 1);
-	ck_assert_int_eq(EVP_MAC_update(ctx, msg, len), 1);
-	ck_assert_int_eq(EVP_MAC_final(ctx, out, &outl, sizeof(out)), 1);
-	ck_assert_uint_eq(outl, 8);
-	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(mac);
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | out[i];
-	return v;
-}
-
-START_TEST(test_siphash)
-{
-	uint8_t key[16], msg[64];
-	unsigned seed = 7;
-
-	/* The reference vector of the SipHash paper (appendix A). */
-	for (int i = 0; i < 16; i++)
-		key[i] = (uint8_t)i;
-	for (int i = 0; i < 15; i++)
-		msg[i] = (uint8_t)i;
-	ck_assert_uint_eq(rl_siphash24(key, msg, 15), UINT64_C(0xa129ca6149be45e5));
-
-	for (int round = 0; round < 200; round++) {
-		size_t len = (size_t)round % sizeof(msg);
-
-		for (int i = 0; i < 16; i++)
-			key[i] = (uint8_t)rand_r(&seed);
-		for (size_t i = 0; i < len; i++)
-			msg[i] = (uint8_t)rand_r(&seed);
-		ck_assert_uint_eq(rl_siphash24(key, msg, len), openssl_siphash(key, msg, len));
-	}
-}
-END_TEST
 
 /* ---- GCRA with a fake clock ---- */
 
@@ -677,7 +626,7 @@ static void hammer_rounds(const char *name, const char *prefix, int nproc, int r
 				for (int i = 0; i < tries; i++) {
 					struct rl_result out;
 
-					if (rl_check(t, &pol, 1, key, strlen(key), rl_now_ns(),
+					if (rl_check(t, &pol, 1, key, strlen(key), util_now_ns(),
 					             &out) < 0)
 						_exit(3);
 					n += out.allowed;
@@ -716,12 +665,12 @@ START_TEST(test_fork_hammer_one_key)
 	struct rl_stats st;
 
 	hammer_rounds(name, "hammer", 8, 50, 100, 5, 3600);
-	rl_stats(t, rl_now_ns(), &st);
+	rl_stats(t, util_now_ns(), &st);
 	ck_assert_uint_eq(st.classes[1].checks, 8 * 50 * 100);
 	ck_assert_uint_eq(st.classes[1].rejected, 8 * 50 * 100 - 5 * 50);
 	ck_assert_uint_eq(st.classes[1].conflicts, 0);
 	rl_close(t);
-	rl_unlink(name, NULL, 0);
+	seg_unlink(name, NULL, 0);
 }
 END_TEST
 
@@ -761,7 +710,7 @@ START_TEST(test_concurrent_create)
 				while (atomic_load(&g->round) == 0)
 					sched_yield();
 				if (rl_open(name, 256, &t, err, sizeof(err)) == 0) {
-					rl_stats(t, rl_now_ns(), &st);
+					rl_stats(t, util_now_ns(), &st);
 					me = (struct open_report){1, st.creator_pid, st.created_ns,
 					                          st.slots};
 					rl_close(t);
@@ -791,7 +740,7 @@ START_TEST(test_concurrent_create)
 				creator_is_a_child |= kids[k] == rep[c].creator_pid;
 			ck_assert(creator_is_a_child);
 		}
-		ck_assert_int_eq(rl_unlink(name, NULL, 0), 0);
+		ck_assert_int_eq(seg_unlink(name, NULL, 0), 0);
 		munmap(g, sizeof(*g));
 	}
 }
@@ -862,8 +811,8 @@ START_TEST(test_mismatched_segments)
 	rl_close(must_open(name, 1024));
 	munmap(p, 4096);
 	rl_close(t);
-	ck_assert_int_eq(rl_unlink(name, err, sizeof(err)), 0);
-	ck_assert_int_eq(rl_unlink(name, err, sizeof(err)), -1);
+	ck_assert_int_eq(seg_unlink(name, err, sizeof(err)), 0);
+	ck_assert_int_eq(seg_unlink(name, err, sizeof(err)), -1);
 	ck_assert_ptr_nonnull(strstr(err, "No such file"));
 
 	/* Not ours at all. */
@@ -902,13 +851,13 @@ END_TEST
 START_TEST(test_never_published)
 {
 	const char *name = test_name("stale");
-	uint64_t start = rl_now_ns(), waited;
+	uint64_t start = util_now_ns(), waited;
 	uint8_t *p;
 
 	/* Died after ftruncate, before the magic. */
 	p = raw_segment(name, 4096 * 4, 0600);
 	expect_open_error(name, 1024, "never initialised", "rm /dev/shm/");
-	waited = rl_now_ns() - start;
+	waited = util_now_ns() - start;
 	ck_assert_uint_ge(waited, SEC(2) - MS(10));
 	ck_assert_uint_lt(waited, SEC(4));
 	munmap(p, 4096 * 4);
@@ -962,14 +911,14 @@ START_TEST(test_sigkill_mid_update)
 					if (rand_r(&s) & 1) {
 						snprintf(key, sizeof(key), "s%u", (unsigned)u);
 						if (rl_check(mine, &slow, 0, key, strlen(key),
-						             rl_now_ns(), &r) < 0)
+						             util_now_ns(), &r) < 0)
 							_exit(3);
 						if (r.allowed)
 							write_full(rep[1], &u, sizeof(u));
 					} else {
 						snprintf(key, sizeof(key), "f%u", (unsigned)u % 40);
 						if (rl_check(mine, &fast, 1, key, strlen(key),
-						             rl_now_ns(), &r) < 0)
+						             util_now_ns(), &r) < 0)
 							_exit(3);
 					}
 				}
@@ -1003,7 +952,7 @@ START_TEST(test_sigkill_mid_update)
 	ck_assert_int_gt(total, 0);
 
 	/* Every slot holds a whole, plausible entry. */
-	ck_assert_msg(rl_verify(t, rl_now_ns(), err, sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(rl_verify(t, util_now_ns(), err, sizeof(err)) == 0, "%s", err);
 
 	/* The killed processes' admissions still count: a slow key never gets
 	 * more than 3 in all (reports undercount; they cannot overcount). */
@@ -1013,23 +962,23 @@ START_TEST(test_sigkill_mid_update)
 
 		snprintf(key, sizeof(key), "s%d", u);
 		for (int i = 0; i < 5; i++)
-			later += check_key(t, 3, 3600, 0, key, rl_now_ns()).allowed;
+			later += check_key(t, 3, 3600, 0, key, util_now_ns()).allowed;
 		ck_assert_msg(reported[u] + later <= 3, "key %s: %d + %d admitted, limit 3", key,
 		              reported[u], later);
 	}
 
 	/* Nothing is stuck: fresh keys are limited exactly, by new processes. */
-	rl_stats(t, rl_now_ns(), &st);
+	rl_stats(t, util_now_ns(), &st);
 	hammer_rounds(name, "after-kill", 8, 10, 100, 5, 3600);
 	{
 		struct rl_stats after;
 
-		rl_stats(t, rl_now_ns(), &after);
+		rl_stats(t, util_now_ns(), &after);
 		ck_assert_uint_eq(after.classes[1].checks - st.classes[1].checks, 8 * 10 * 100);
 		ck_assert_uint_eq(after.classes[1].conflicts, st.classes[1].conflicts);
 	}
 	rl_close(t);
-	rl_unlink(name, NULL, 0);
+	seg_unlink(name, NULL, 0);
 }
 END_TEST
 
@@ -1283,7 +1232,7 @@ START_TEST(test_concurrent_guarantee)
 		ck_assert_int_ge(pid, 0);
 		if (pid == 0) {
 			struct rec *mine = recs + (size_t)c * REC_MAX;
-			uint64_t end = rl_now_ns() + MS(2000);
+			uint64_t end = util_now_ns() + MS(2000);
 			unsigned s = (unsigned)getpid();
 			struct rl_table *h = NULL;
 			char err[RL_ERR_LEN];
@@ -1293,7 +1242,7 @@ START_TEST(test_concurrent_guarantee)
 			if (rl_open(name, 32, &h, err, sizeof(err)) < 0)
 				_exit(2);
 			while (n < REC_MAX) {
-				uint64_t now = rl_now_ns();
+				uint64_t now = util_now_ns();
 				uint16_t key =
 				    (uint16_t)((now / MS(20) + (unsigned)rand_r(&s) % 6) % KEYS);
 				uint8_t cls = (uint8_t)(rand_r(&s) & 1);
@@ -1312,7 +1261,7 @@ START_TEST(test_concurrent_guarantee)
 				snprintf(k, sizeof(k), "g%u", key);
 				if (rl_check(h, &pol[cls], cls, k, strlen(k), now, &r) < 0)
 					_exit(3);
-				mine[n++] = (struct rec){now, rl_now_ns(), key, cls, r.allowed};
+				mine[n++] = (struct rec){now, util_now_ns(), key, cls, r.allowed};
 			}
 			counts[c] = n;
 			rl_close(h);
@@ -1355,7 +1304,7 @@ START_TEST(test_concurrent_guarantee)
 			}
 		}
 	}
-	rl_stats(t, rl_now_ns(), &st);
+	rl_stats(t, util_now_ns(), &st);
 	ck_assert_uint_gt(total_adm, 0);
 	ck_assert_uint_gt(st.evictions, 0);
 	ck_assert_uint_gt(st.classes[0].table_full + st.classes[1].table_full, 0);
@@ -1407,7 +1356,7 @@ START_TEST(test_reset_and_stats)
 	rl_close(admin);
 	rl_close(t);
 	rl_close(NULL);
-	ck_assert_int_eq(rl_unlink(name, err, sizeof(err)), 0);
+	ck_assert_int_eq(seg_unlink(name, err, sizeof(err)), 0);
 }
 END_TEST
 
@@ -1416,7 +1365,6 @@ static Suite *ratelimit_suite(void)
 	Suite *s = suite_create("ratelimit");
 	TCase *algo = tcase_create("algorithm"), *shm = tcase_create("shared memory");
 
-	tcase_add_test(algo, test_siphash);
 	tcase_add_test(algo, test_gcra_basics);
 	tcase_add_test(algo, test_gcra_matches_reference);
 	tcase_add_test(algo, test_window_guarantee);

@@ -20,15 +20,15 @@ static const struct {
 	const char *name;
 	enum route_body body;
 	bool needs_token;
-	enum route_limit limit;
+	enum limit_class limit;
 } expected[] = {
-    {"GET", "/healthz", "healthz", ROUTE_BODY_NONE, false, ROUTE_LIMIT_NONE},
-    {"GET", "/readyz", "readyz", ROUTE_BODY_NONE, false, ROUTE_LIMIT_NONE},
-    {"POST", "/auth/register", "auth_register", ROUTE_BODY_JSON, false, ROUTE_LIMIT_AUTH},
-    {"POST", "/auth/login", "auth_login", ROUTE_BODY_JSON_OR_FORM, false, ROUTE_LIMIT_AUTH},
-    {"POST", "/auth/logout", "auth_logout", ROUTE_BODY_NONE, true, ROUTE_LIMIT_NONE},
-    {"GET", "/auth/me", "auth_me", ROUTE_BODY_NONE, true, ROUTE_LIMIT_READ},
-    {"POST", "/auth/password", "auth_password", ROUTE_BODY_JSON, true, ROUTE_LIMIT_AUTH},
+    {"GET", "/healthz", "healthz", ROUTE_BODY_NONE, false, LIMIT_NONE},
+    {"GET", "/readyz", "readyz", ROUTE_BODY_NONE, false, LIMIT_NONE},
+    {"POST", "/auth/register", "auth_register", ROUTE_BODY_JSON, false, LIMIT_CLASS_AUTH},
+    {"POST", "/auth/login", "auth_login", ROUTE_BODY_JSON_OR_FORM, false, LIMIT_CLASS_AUTH},
+    {"POST", "/auth/logout", "auth_logout", ROUTE_BODY_NONE, true, LIMIT_NONE},
+    {"GET", "/auth/me", "auth_me", ROUTE_BODY_NONE, true, LIMIT_CLASS_READ},
+    {"POST", "/auth/password", "auth_password", ROUTE_BODY_JSON, true, LIMIT_CLASS_AUTH},
 };
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -139,20 +139,20 @@ START_TEST(chat_routes_and_ids)
 		const char *method, *path, *name;
 		int64_t id;
 		enum route_body body;
-		enum route_limit limit;
+		enum limit_class limit;
 	} rows[] = {
 	    {"POST", "/chat/conversations", "chat_conversation_create", 0, ROUTE_BODY_JSON,
-	     ROUTE_LIMIT_CHAT},
+	     LIMIT_CLASS_CHAT},
 	    {"GET", "/chat/conversations", "chat_conversation_list", 0, ROUTE_BODY_NONE,
-	     ROUTE_LIMIT_READ},
+	     LIMIT_CLASS_READ},
 	    {"GET", "/chat/conversations/7", "chat_conversation_get", 7, ROUTE_BODY_NONE,
-	     ROUTE_LIMIT_READ},
+	     LIMIT_CLASS_READ},
 	    {"POST", "/chat/conversations/42/members", "chat_member_add", 42, ROUTE_BODY_JSON,
-	     ROUTE_LIMIT_CHAT},
+	     LIMIT_CLASS_CHAT},
 	    {"POST", "/chat/conversations/9223372036854775807/messages", "chat_message_post",
-	     INT64_MAX, ROUTE_BODY_JSON, ROUTE_LIMIT_CHAT},
+	     INT64_MAX, ROUTE_BODY_JSON, LIMIT_CLASS_CHAT},
 	    {"GET", "/chat/conversations/1/messages", "chat_message_list", 1, ROUTE_BODY_NONE,
-	     ROUTE_LIMIT_READ},
+	     LIMIT_CLASS_READ},
 	};
 	const struct route *r;
 	int64_t ids[HTTP_MAX_PATH_IDS];
@@ -180,7 +180,7 @@ START_TEST(chat_routes_and_ids)
 	                 ROUTER_NOT_FOUND);
 	ck_assert_int_eq(router_match("GET", "/metrics", &r, &index, ids, allow, sizeof allow),
 	                 ROUTER_FOUND);
-	ck_assert(!r->needs_token && r->limit == ROUTE_LIMIT_NONE);
+	ck_assert(!r->needs_token && r->limit == LIMIT_NONE);
 }
 END_TEST
 
