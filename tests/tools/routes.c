@@ -31,17 +31,21 @@ static const char *body_name(enum route_body b)
 	return NULL;
 }
 
-static const char *limit_name(enum route_limit l)
+static const char *limit_name(enum limit_class l)
 {
+	/* The document's names for the classes a route can carry; the login
+	 * class is applied inside auth_login, on top of auth. */
 	switch (l) {
-	case ROUTE_LIMIT_NONE:
+	case LIMIT_NONE:
 		return "none";
-	case ROUTE_LIMIT_AUTH:
+	case LIMIT_CLASS_AUTH:
 		return "auth";
-	case ROUTE_LIMIT_CHAT:
+	case LIMIT_CLASS_CHAT:
 		return "chat";
-	case ROUTE_LIMIT_READ:
+	case LIMIT_CLASS_READ:
 		return "read";
+	case LIMIT_CLASS_LOGIN:
+		break;
 	}
 	return NULL;
 }
