@@ -48,7 +48,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,20 +151,6 @@ struct gcra {
 	uint64_t t;   /* emission interval T */
 	uint64_t tau; /* burst tolerance (limit - 1) * T */
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* The class keys are stored as SipHash keys are read: little-endian. */
 static void store_le64(uint8_t *p, uint64_t v)
@@ -548,13 +533,14 @@ int rl_verify(struct rl_table *t, uint64_t now_ns, char *err, size_t errlen)
 		uint64_t w = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
 
 		if (w != 0 && w_tat(w) == 0) {
-			set_err(err, errlen, "slot %u: key bits without a time (0x%016llx)", i,
-			        (unsigned long long)w);
+			util_set_err(err, errlen, "slot %u: key bits without a time (0x%016llx)", i,
+			             (unsigned long long)w);
 			return -1;
 		}
 		if (w_tat(w) > now + MAX_AHEAD_MS) {
-			set_err(err, errlen, "slot %u: time %llu ms is beyond now + %llu ms", i,
-			        (unsigned long long)w_tat(w), (unsigned long long)MAX_AHEAD_MS);
+			util_set_err(err, errlen, "slot %u: time %llu ms is beyond now + %llu ms",
+			             i, (unsigned long long)w_tat(w),
+			             (unsigned long long)MAX_AHEAD_MS);
 			return -1;
 		}
 	}
@@ -569,7 +555,7 @@ static int init_header(void *header, const char *name, char *err, size_t errlen)
 	struct rl_shm *shm = header;
 
 	if (RAND_bytes(shm->hash_key, sizeof(shm->hash_key)) != 1) {
-		set_err(err, errlen, "cannot get random bytes for shared memory %s", name);
+		util_set_err(err, errlen, "cannot get random bytes for shared memory %s", name);
 		return -1;
 	}
 	shm->creator_pid = (int32_t)getpid();
@@ -594,7 +580,7 @@ static int open_table(const char *name, uint32_t slots, bool may_create, struct 
 
 	*out = NULL;
 	if (t == NULL) {
-		set_err(err, errlen, "out of memory");
+		util_set_err(err, errlen, "out of memory");
 		return -1;
 	}
 	if (seg_open(name, &layout, slots, may_create, &t->seg, err, errlen) != 0) {

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -24,20 +23,6 @@
 
 /* How long seg_open() waits for another process to publish the segment. */
 #define OPEN_WAIT_MS 2000
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static bool valid_name(const char *name)
 {
@@ -75,19 +60,19 @@ static int create_segment(int fd, const char *name, const struct seg_layout *l, 
 	/* The mode regardless of umask: every worker of our uid must open it
 	 * read-write, nobody else may read the hash key. */
 	if (fchmod(fd, 0600) < 0) {
-		set_err(err, errlen, "cannot set the mode of shared memory %s: %s", name,
-		        strerror(errno));
+		util_set_err(err, errlen, "cannot set the mode of shared memory %s: %s", name,
+		             strerror(errno));
 		return -1;
 	}
 	/* tmpfs hands out zero pages: every record starts as zeros. */
 	if (ftruncate(fd, (off_t)size) < 0) {
-		set_err(err, errlen, "cannot size shared memory %s to %llu bytes: %s", name,
-		        (unsigned long long)size, strerror(errno));
+		util_set_err(err, errlen, "cannot size shared memory %s to %llu bytes: %s", name,
+		             (unsigned long long)size, strerror(errno));
 		return -1;
 	}
 	shm = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (shm == MAP_FAILED) {
-		set_err(err, errlen, "cannot map shared memory %s: %s", name, strerror(errno));
+		util_set_err(err, errlen, "cannot map shared memory %s: %s", name, strerror(errno));
 		return -1;
 	}
 	shm->version = l->version;
@@ -121,23 +106,24 @@ static int attach_segment(int fd, const char *name, const struct seg_layout *l, 
 	int rc = -1;
 
 	if (fstat(fd, &st) < 0) {
-		set_err(err, errlen, "cannot stat shared memory %s: %s", name, strerror(errno));
+		util_set_err(err, errlen, "cannot stat shared memory %s: %s", name,
+		             strerror(errno));
 		return -1;
 	}
 	/* The hash key inside must stay secret and the table must be ours:
 	 * refuse a segment another user could have planted or can write. */
 	if (st.st_uid != geteuid() && geteuid() != 0) {
-		set_err(err, errlen,
-		        "shared memory %s belongs to uid %u, not to us (uid %u): remove it "
-		        "with rm /dev/shm/%s",
-		        name, (unsigned)st.st_uid, (unsigned)geteuid(), shm_path(name));
+		util_set_err(err, errlen,
+		             "shared memory %s belongs to uid %u, not to us (uid %u): remove it "
+		             "with rm /dev/shm/%s",
+		             name, (unsigned)st.st_uid, (unsigned)geteuid(), shm_path(name));
 		return -1;
 	}
 	if ((st.st_mode & 077) != 0) {
-		set_err(err, errlen,
-		        "shared memory %s has mode 0%o, other users may read it: remove it "
-		        "with rm /dev/shm/%s",
-		        name, (unsigned)(st.st_mode & 0777), shm_path(name));
+		util_set_err(err, errlen,
+		             "shared memory %s has mode 0%o, other users may read it: remove it "
+		             "with rm /dev/shm/%s",
+		             name, (unsigned)(st.st_mode & 0777), shm_path(name));
 		return -1;
 	}
 
@@ -149,8 +135,8 @@ static int attach_segment(int fd, const char *name, const struct seg_layout *l, 
 			                                              : l->header_size;
 			pre = mmap(NULL, pre_len, PROT_READ, MAP_SHARED, fd, 0);
 			if (pre == MAP_FAILED) {
-				set_err(err, errlen, "cannot map shared memory %s: %s", name,
-				        strerror(errno));
+				util_set_err(err, errlen, "cannot map shared memory %s: %s", name,
+				             strerror(errno));
 				return -1;
 			}
 		}
@@ -160,26 +146,26 @@ static int attach_segment(int fd, const char *name, const struct seg_layout *l, 
 				break;
 		}
 		if (util_now_ns() >= deadline_ns) {
-			set_err(err, errlen,
-			        "shared memory %s exists but was never initialised (its "
-			        "creator died during start-up?): remove it with chat-admin "
-			        "ratelimit unlink or rm /dev/shm/%s",
-			        name, shm_path(name));
+			util_set_err(err, errlen,
+			             "shared memory %s exists but was never initialised (its "
+			             "creator died during start-up?): remove it with chat-admin "
+			             "ratelimit unlink or rm /dev/shm/%s",
+			             name, shm_path(name));
 			goto out;
 		}
 		sleep_ms(1);
 		if (pre == MAP_FAILED && fstat(fd, &st) < 0) {
-			set_err(err, errlen, "cannot stat shared memory %s: %s", name,
-			        strerror(errno));
+			util_set_err(err, errlen, "cannot stat shared memory %s: %s", name,
+			             strerror(errno));
 			return -1;
 		}
 	}
 
 	if (magic != SEG_MAGIC) {
-		set_err(err, errlen,
-		        "shared memory %s is not a chat-fcgi rate-limit table: remove it with "
-		        "rm /dev/shm/%s or choose another RATE_LIMIT_SHM",
-		        name, shm_path(name));
+		util_set_err(err, errlen,
+		             "shared memory %s is not a chat-fcgi rate-limit table: remove it with "
+		             "rm /dev/shm/%s or choose another RATE_LIMIT_SHM",
+		             name, shm_path(name));
 		goto out;
 	}
 	version = pre->version;
@@ -187,32 +173,34 @@ static int attach_segment(int fd, const char *name, const struct seg_layout *l, 
 	nslots = pre->nrecords;
 	total = pre->total_size;
 	if (version != l->version || (want != 0 && nslots != want)) {
-		set_err(err, errlen,
-		        "shared memory %s has layout version %u / %llu slots, this build "
-		        "expects version %u / %llu slots: remove it with chat-admin ratelimit "
-		        "unlink or rm /dev/shm/%s (every limit restarts from zero), then "
-		        "restart all workers",
-		        name, version, (unsigned long long)nslots, l->version,
-		        (unsigned long long)(want != 0 ? want : nslots), shm_path(name));
+		util_set_err(err, errlen,
+		             "shared memory %s has layout version %u / %llu slots, this build "
+		             "expects version %u / %llu slots: remove it with chat-admin ratelimit "
+		             "unlink or rm /dev/shm/%s (every limit restarts from zero), then "
+		             "restart all workers",
+		             name, version, (unsigned long long)nslots, l->version,
+		             (unsigned long long)(want != 0 ? want : nslots), shm_path(name));
 		goto out;
 	}
 	if (fstat(fd, &st) < 0) {
-		set_err(err, errlen, "cannot stat shared memory %s: %s", name, strerror(errno));
+		util_set_err(err, errlen, "cannot stat shared memory %s: %s", name,
+		             strerror(errno));
 		goto out;
 	}
 	if (header_size != l->header_size || nslots < l->min_records || nslots > l->max_records ||
 	    total != total_size_for(l, nslots) || (uint64_t)st.st_size != total) {
-		set_err(err, errlen,
-		        "shared memory %s is inconsistent (header %u bytes, %llu slots, "
-		        "%llu bytes recorded, %llu bytes on disk): remove it with chat-admin "
-		        "ratelimit unlink or rm /dev/shm/%s",
-		        name, header_size, (unsigned long long)nslots, (unsigned long long)total,
-		        (unsigned long long)st.st_size, shm_path(name));
+		util_set_err(err, errlen,
+		             "shared memory %s is inconsistent (header %u bytes, %llu slots, "
+		             "%llu bytes recorded, %llu bytes on disk): remove it with chat-admin "
+		             "ratelimit unlink or rm /dev/shm/%s",
+		             name, header_size, (unsigned long long)nslots,
+		             (unsigned long long)total, (unsigned long long)st.st_size,
+		             shm_path(name));
 		goto out;
 	}
 	map = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED) {
-		set_err(err, errlen, "cannot map shared memory %s: %s", name, strerror(errno));
+		util_set_err(err, errlen, "cannot map shared memory %s: %s", name, strerror(errno));
 		goto out;
 	}
 	*out = (struct segment){.map = map, .size = total, .nrecords = nslots, .layout = l};
@@ -230,16 +218,16 @@ int seg_open(const char *name, const struct seg_layout *l, uint64_t slots, bool 
 
 	*out = (struct segment){0};
 	if (!valid_name(name)) {
-		set_err(err, errlen,
-		        "shared memory name \"%s\" must be one leading slash and up to %d "
-		        "more characters, none of them a slash",
-		        name != NULL ? name : "(null)", NAME_MAX - 1);
+		util_set_err(err, errlen,
+		             "shared memory name \"%s\" must be one leading slash and up to %d "
+		             "more characters, none of them a slash",
+		             name != NULL ? name : "(null)", NAME_MAX - 1);
 		return -1;
 	}
 	if (may_create && (slots < l->min_records || slots > l->max_records)) {
-		set_err(err, errlen, "rate-limit slot count %llu is outside %llu..%llu",
-		        (unsigned long long)slots, (unsigned long long)l->min_records,
-		        (unsigned long long)l->max_records);
+		util_set_err(err, errlen, "rate-limit slot count %llu is outside %llu..%llu",
+		             (unsigned long long)slots, (unsigned long long)l->min_records,
+		             (unsigned long long)l->max_records);
 		return -1;
 	}
 
@@ -259,8 +247,8 @@ int seg_open(const char *name, const struct seg_layout *l, uint64_t slots, bool 
 				return rc;
 			}
 			if (errno != EEXIST) {
-				set_err(err, errlen, "cannot create shared memory %s: %s", name,
-				        strerror(errno));
+				util_set_err(err, errlen, "cannot create shared memory %s: %s",
+				             name, strerror(errno));
 				return -1;
 			}
 		}
@@ -271,13 +259,13 @@ int seg_open(const char *name, const struct seg_layout *l, uint64_t slots, bool 
 			if (errno == ENOENT && may_create && util_now_ns() < deadline)
 				continue;
 			if (errno == ENOENT)
-				set_err(err, errlen,
-				        "shared memory %s does not exist (no worker has "
-				        "started yet?)",
-				        name);
+				util_set_err(err, errlen,
+				             "shared memory %s does not exist (no worker has "
+				             "started yet?)",
+				             name);
 			else
-				set_err(err, errlen, "cannot open shared memory %s: %s", name,
-				        strerror(errno));
+				util_set_err(err, errlen, "cannot open shared memory %s: %s", name,
+				             strerror(errno));
 			return -1;
 		}
 		rc =
@@ -290,12 +278,13 @@ int seg_open(const char *name, const struct seg_layout *l, uint64_t slots, bool 
 int seg_unlink(const char *name, char *err, size_t errlen)
 {
 	if (!valid_name(name)) {
-		set_err(err, errlen, "shared memory name \"%s\" is not valid",
-		        name != NULL ? name : "(null)");
+		util_set_err(err, errlen, "shared memory name \"%s\" is not valid",
+		             name != NULL ? name : "(null)");
 		return -1;
 	}
 	if (shm_unlink(name) < 0) {
-		set_err(err, errlen, "cannot remove shared memory %s: %s", name, strerror(errno));
+		util_set_err(err, errlen, "cannot remove shared memory %s: %s", name,
+		             strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -325,7 +314,7 @@ int seg_verify(const struct segment *s, char *err, size_t errlen)
 	if (atomic_load(&p->magic) != SEG_MAGIC || p->version != s->layout->version ||
 	    p->nrecords != s->nrecords || p->header_size != s->layout->header_size ||
 	    p->total_size != s->size) {
-		set_err(err, errlen, "rate-limit header changed under us");
+		util_set_err(err, errlen, "rate-limit header changed under us");
 		return -1;
 	}
 	return 0;

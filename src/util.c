@@ -3,6 +3,8 @@
  */
 #include "util.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -66,4 +68,15 @@ void util_hex(const unsigned char *in, size_t n, char *out)
 bool util_is_ows(char c)
 {
 	return c == ' ' || c == '\t';
+}
+
+void util_set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
 }

@@ -38,4 +38,9 @@ void util_hex(const unsigned char *in, size_t n, char *out);
 /* HTTP's optional white space (RFC 9110 §5.6.3): space and horizontal tab. */
 bool util_is_ows(char c);
 
+/* Format an error message into ERR (ERRLEN bytes); a NULL or empty buffer
+ * is allowed and ignored, so callers pass theirs through unchecked. */
+void util_set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif

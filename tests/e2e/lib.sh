@@ -110,11 +110,24 @@ e2e_record() {
 			'{test: $test, method: $method, path: $path, record_error: $err}' >>"$E2E_RESPONSES"
 }
 
+# e2e_relay: count the "ok - " / "not ok - " lines a Node.js checker
+# printed on stdin as this script's tests; pass the rest through.
+e2e_relay() {
+	local line
+	while IFS= read -r line; do
+		case $line in
+		"ok - "*) pass "${line#ok - }" ;;
+		"not ok - "*) fail "${line#not ok - }" ;;
+		*) echo "$line" ;;
+		esac
+	done
+}
+
 # e2e_check_responses: one test, every recorded answer conforms to
 # openapi.yaml (per-operation counts go to stderr, for the log).  Exits 99
 # when node or its modules are missing, like a missing tool.
 e2e_check_responses() {
-	local out rc line
+	local out rc
 	if [ ! -s "$E2E_RESPONSES" ]; then
 		echo "# no answer was recorded: nothing to check against openapi.yaml"
 		return 0
@@ -123,13 +136,7 @@ e2e_check_responses() {
 	out=$(node "$E2E_SRCDIR/tests/web/validate-responses.mjs" --doc "$E2E_SRCDIR/openapi.yaml" "$E2E_RESPONSES")
 	rc=$?
 	[ "$rc" = 99 ] && { echo "$out"; exit 99; }
-	while IFS= read -r line; do
-		case $line in
-		"ok - "*) pass "${line#ok - }" ;;
-		"not ok - "*) fail "${line#not ok - }" ;;
-		*) echo "$line" ;;
-		esac
-	done <<<"$out"
+	e2e_relay <<<"$out"
 	[ "$rc" = 0 ] || [[ "$out" == *"not ok - "* ]] || fail "validate-responses.mjs exited $rc" "$out"
 }
 

@@ -85,13 +85,7 @@ if [ -x /usr/bin/chromium ] || [ -n "${CHROMIUM:-}" ]; then
 	out=$(BASE=$BASE node "$E2E_SRCDIR/tests/web/docs-page.mjs" "$E2E_SRCDIR/openapi.yaml" 2>&1)
 	rc=$?
 	[ "$rc" = 99 ] && { echo "$out"; exit 99; }
-	while IFS= read -r line; do
-		case $line in
-		"ok - "*) pass "${line#ok - }" ;;
-		"not ok - "*) fail "${line#not ok - }" ;;
-		*) echo "$line" ;;
-		esac
-	done <<<"$out"
+	e2e_relay <<<"$out"
 	[ "$rc" = 0 ] || [ "$E2E_FAILED" -gt 0 ] || fail "docs-page.mjs exited $rc"
 else
 	echo "Bail out! chromium is missing (scripts/install-deps.sh)"
