@@ -13,6 +13,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "audit.h"
+#include "common_passwords.h"
 #include "db.h"
 #include "fields.h"
 #include "limit.h"
@@ -70,8 +72,8 @@ static const struct db_statement statements[] = {
          " WHERE u.id = $2::bigint AND u.password_hash = $4 AND " AUTH_SESSION_VALID
          " RETURNING u.id),"
          " revoked AS (UPDATE sessions SET revoked_at = now()"
-         " WHERE user_id IN (SELECT id FROM changed) AND revoked_at IS NULL)"
-         " SELECT count(*) FROM changed",
+         " WHERE user_id IN (SELECT id FROM changed) AND revoked_at IS NULL RETURNING id)"
+         " SELECT (SELECT count(*) FROM changed), (SELECT count(*) FROM revoked)",
          false},
 };
 
@@ -175,6 +177,36 @@ static void wipe_json_field(struct json_object *obj, const char *name)
 		                (size_t)json_object_get_string_len(v));
 }
 
+/* A new password on the common list: 422 before any query or hash. */
+static int refuse_common(struct worker *w, struct request *req, struct response *res,
+                         const char *password, size_t len, const char *field)
+{
+	(void)w;
+	if (!common_password(password, len))
+		return 0;
+	audit_note(req, AUDIT_PASSWORD_REJECTED, &(struct request_event){.reason = "common"});
+	reply_validation(res, field,
+	                 "is a commonly used password (on a list attackers try first); choose another");
+	return -1;
+}
+
+/* The token_rejected reason of a token_verify() failure. */
+static const char *token_status_reason(enum token_status st)
+{
+	switch (st) {
+	case TOKEN_BAD_ALG:
+		return "algorithm";
+	case TOKEN_BAD_SIGNATURE:
+		return "bad_signature";
+	case TOKEN_EXPIRED:
+		return "expired";
+	case TOKEN_BAD_CLAIMS:
+		return "bad_claims";
+	default:
+		return "malformed";
+	}
+}
+
 int auth_authenticate(const struct config *cfg, struct request *req, struct response *res)
 {
 	const char *h = req->authorization, *tok;
@@ -182,6 +214,7 @@ int auth_authenticate(const struct config *cfg, struct request *req, struct resp
 	enum token_status st;
 
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+		audit_note(req, AUDIT_TOKEN_REJECTED, &(struct request_event){.reason = "missing"});
 		reply_unauthorized(res, "a bearer token is required");
 		return -1;
 	}
@@ -189,6 +222,8 @@ int auth_authenticate(const struct config *cfg, struct request *req, struct resp
 	st = token_verify(tok, strlen(tok), &cfg->secret_key, &cfg->secret_key_previous,
 	                  (int64_t)time(NULL), &claims);
 	if (st != TOKEN_OK) {
+		audit_note(req, AUDIT_TOKEN_REJECTED,
+		           &(struct request_event){.reason = token_status_reason(st)});
 		reply_unauthorized(res,
 		                   st == TOKEN_EXPIRED ? "token has expired" : "invalid token");
 		return -1;
@@ -209,7 +244,8 @@ void auth_register(struct worker *w, struct request *req, struct response *res)
 	if (field_text(req->json, &email_rule, &email, &email_len, res) < 0 ||
 	    field_email(email, email_len, "email", res) < 0 ||
 	    field_text(req->json, &new_password_rule, &password, &password_len, res) < 0 ||
-	    field_text(req->json, &display_name_rule, &name, &name_len, res) < 0)
+	    field_text(req->json, &display_name_rule, &name, &name_len, res) < 0 ||
+	    refuse_common(w, req, res, password, password_len, "password") < 0)
 		goto out;
 	if (!name) {
 		/* Default: the local part, cut to the 64 characters allowed. */
@@ -244,6 +280,8 @@ void auth_register(struct worker *w, struct request *req, struct response *res)
 		goto out;
 	}
 	http_set_json(res, 201, user_json(r));
+	audit_note(req, AUDIT_USER_REGISTERED,
+	           &(struct request_event){.user_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10)});
 	PQclear(r);
 out:
 	wipe_json_field(req->json, "password");
@@ -324,6 +362,11 @@ void auth_login(struct worker *w, struct request *req, struct response *res)
 	/* Unknown email: spend the same hash time on the dummy, same answer. */
 	stored = PQntuples(r) == 1 ? PQgetvalue(r, 0, 1) : dummy_mcf;
 	if (!password_matches(stored, password) || PQntuples(r) != 1) {
+		audit_note(req, AUDIT_LOGIN_FAILED,
+		           PQntuples(r) == 1
+		               ? &(struct request_event){.reason = "wrong_password",
+		                                         .user_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10)}
+		               : &(struct request_event){.reason = "unknown_email"});
 		reply_invalid_credentials(res);
 		goto out;
 	}
@@ -358,6 +401,7 @@ void auth_login(struct worker *w, struct request *req, struct response *res)
 	}
 	PQclear(r2);
 	req->user_id = claims.user_id;
+	audit_note(req, AUDIT_LOGIN_SUCCEEDED, NULL);
 	{
 		struct json_object *o = json_object_new_object();
 		HTTP_JSON_PUT(o, "access_token", json_object_new_string(token));
@@ -395,10 +439,12 @@ void auth_logout(struct worker *w, struct request *req, struct response *res)
 		reply_db_error(res, st);
 		return;
 	}
-	if (strcmp(PQcmdTuples(r), "1") == 0)
+	if (strcmp(PQcmdTuples(r), "1") == 0) {
 		res->status = 204;
-	else
-		reply_unauthorized(res, "token has been revoked");
+		audit_note(req, AUDIT_SESSIONS_REVOKED,
+		           &(struct request_event){.reason = "logout", .count = 1});
+	} else
+		reply_token_revoked(req, res);
 	PQclear(r);
 }
 
@@ -418,7 +464,7 @@ void auth_me(struct worker *w, struct request *req, struct response *res)
 	if (PQntuples(r) == 1)
 		http_set_json(res, 200, user_json(r));
 	else
-		reply_unauthorized(res, "token has been revoked");
+		reply_token_revoked(req, res);
 	PQclear(r);
 }
 
@@ -431,7 +477,8 @@ void auth_password(struct worker *w, struct request *req, struct response *res)
 	PGresult *r = NULL, *r2;
 
 	if (field_text(req->json, &current_password_rule, &current, &current_len, res) < 0 ||
-	    field_text(req->json, &changed_password_rule, &next, &next_len, res) < 0)
+	    field_text(req->json, &changed_password_rule, &next, &next_len, res) < 0 ||
+	    refuse_common(w, req, res, next, next_len, "new_password") < 0)
 		goto out;
 	auth_session_params(req, user_id, params);
 	r = db_exec(&w->db, &statements[SQL_PASSWORD_LOOKUP], 2, params, &st);
@@ -440,10 +487,12 @@ void auth_password(struct worker *w, struct request *req, struct response *res)
 		goto out;
 	}
 	if (PQntuples(r) != 1) {
-		reply_unauthorized(res, "token has been revoked");
+		reply_token_revoked(req, res);
 		goto out;
 	}
 	if (!password_matches(PQgetvalue(r, 0, 0), current)) {
+		audit_note(req, AUDIT_LOGIN_FAILED,
+		           &(struct request_event){.reason = "wrong_current_password"});
 		reply_invalid_credentials(res);
 		goto out;
 	}
@@ -459,10 +508,14 @@ void auth_password(struct worker *w, struct request *req, struct response *res)
 		reply_db_error(res, st);
 		goto out;
 	}
-	if (strcmp(PQgetvalue(r2, 0, 0), "1") == 0)
+	if (strcmp(PQgetvalue(r2, 0, 0), "1") == 0) {
 		res->status = 204;
-	else
-		reply_unauthorized(res, "token has been revoked");
+		audit_note(req, AUDIT_PASSWORD_CHANGED, NULL);
+		audit_note(req, AUDIT_SESSIONS_REVOKED,
+		           &(struct request_event){.reason = "password_changed",
+		                                   .count = strtoll(PQgetvalue(r2, 0, 1), NULL, 10)});
+	} else
+		reply_token_revoked(req, res);
 	PQclear(r2);
 out:
 	wipe_json_field(req->json, "current_password");

@@ -212,7 +212,6 @@ static const struct db_statement statements[] = {
 #define LIMIT_MAX       200
 #define MEMBERS_MAX     100
 #define IDEMPOTENCY_MAX 128
-#define REVOKED         "token has been revoked"
 #define OWNER_ONLY      "only the owner can add members"
 
 static const struct text_rule title_rule = {"title", true, true, FIELD_CODEPOINTS, 1, 200};
@@ -455,7 +454,7 @@ void chat_conversation_create(struct worker *w, struct request *req, struct resp
 		goto out;
 	}
 	if (!col_true(r, 0, 0)) {
-		reply_unauthorized(res, REVOKED);
+		reply_token_revoked(req, res);
 		goto out;
 	}
 	if (!PQgetisnull(r, 0, 1)) {
@@ -500,7 +499,7 @@ void chat_conversation_list(struct worker *w, struct request *req, struct respon
 		return;
 	}
 	if (!col_true(r, 0, 0)) {
-		reply_unauthorized(res, REVOKED);
+		reply_token_revoked(req, res);
 		PQclear(r);
 		return;
 	}
@@ -534,7 +533,7 @@ void chat_conversation_get(struct worker *w, struct request *req, struct respons
 		return;
 	}
 	if (!col_true(r, 0, 0))
-		reply_unauthorized(res, REVOKED);
+		reply_token_revoked(req, res);
 	else if (PQgetisnull(r, 0, 1))
 		reply_not_found(res);
 	else {
@@ -572,11 +571,11 @@ void chat_member_add(struct worker *w, struct request *req, struct response *res
 	}
 	/* ok, member, owner, target id, target name, added, target role */
 	if (!col_true(r, 0, 0))
-		reply_unauthorized(res, REVOKED);
+		reply_token_revoked(req, res);
 	else if (!col_true(r, 0, 1))
 		reply_not_found(res);
 	else if (!col_true(r, 0, 2))
-		reply_forbidden(res, OWNER_ONLY);
+		reply_forbidden(req, res, OWNER_ONLY);
 	else if (PQgetisnull(r, 0, 3))
 		reply_validation(res, "email", "is not a registered email");
 	else {
@@ -659,7 +658,7 @@ void chat_message_post(struct worker *w, struct request *req, struct response *r
 	}
 	/* ok, member, created, id, sender name, body, created_at */
 	if (!col_true(r, 0, 0)) {
-		reply_unauthorized(res, REVOKED);
+		reply_token_revoked(req, res);
 	} else if (!col_true(r, 0, 1)) {
 		reply_not_found(res);
 	} else if (PQgetisnull(r, 0, 3)) {
@@ -716,7 +715,7 @@ void chat_message_list(struct worker *w, struct request *req, struct response *r
 		return;
 	}
 	if (!col_true(r, 0, 0)) {
-		reply_unauthorized(res, REVOKED);
+		reply_token_revoked(req, res);
 	} else if (!col_true(r, 0, 1)) {
 		reply_not_found(res);
 	} else {

@@ -21,6 +21,18 @@
 
 #define HTTP_REQUEST_ID_MAX 128
 #define HTTP_MAX_PATH_IDS   2
+#define HTTP_MAX_EVENTS     4
+
+/* A security event noted while a request is handled (audit.h), logged and
+ * counted once the answer is known.  Strings are fixed words, never input. */
+struct request_event {
+	int event;            /* enum audit_event */
+	const char *reason;   /* NULL or a fixed word */
+	const char *rl_class; /* rate_limited: the class */
+	const char *key_kind; /* rate_limited: "address", "user" or "email" */
+	int64_t user_id;      /* the account concerned, 0: the caller's (if known) */
+	int64_t count;        /* sessions_revoked: how many; 0 if not counted */
+};
 
 /* Reads up to n bytes of body; returns bytes read, 0 at end of input, -1 on
  * error.  May return fewer bytes than asked. */
@@ -56,6 +68,9 @@ struct request {
 	uint32_t limit;
 	uint32_t limit_remaining;
 	uint32_t limit_reset_s;
+
+	struct request_event events[HTTP_MAX_EVENTS];
+	size_t nevents;
 };
 
 struct response {

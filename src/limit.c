@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "audit.h"
 #include "netaddr.h"
 #include "ratelimit.h"
 #include "reply.h"
@@ -14,6 +15,7 @@
 _Static_assert(LIMIT_CLASSES <= RL_MAX_CLASSES, "every class has its counters in the table");
 
 enum key_kind { KEY_ADDRESS, KEY_USER, KEY_EMAIL };
+static const char *const key_kind_names[] = {"address", "user", "email"};
 
 /* SPEC §3 as a table: the one place that says how each class is keyed
  * and which policy it follows. */
@@ -142,6 +144,9 @@ int limit_apply(struct rl_table *rl, const struct config *cfg, enum limit_class 
 	}
 	if (r.allowed)
 		return 0;
+	audit_note(req, AUDIT_RATE_LIMITED,
+	           &(struct request_event){.rl_class = classes[c].name,
+	                                   .key_kind = key_kind_names[classes[c].key]});
 	reply_rate_limited(res, r.retry_after_s);
 	return -1;
 }

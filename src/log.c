@@ -75,6 +75,17 @@ static void line_emit(struct json_object *o)
 	json_object_put(o);
 }
 
+struct json_object *log_line_start(enum log_level level)
+{
+	return level < threshold ? NULL : line_start(level);
+}
+
+void log_line_emit(struct json_object *line)
+{
+	if (line)
+		line_emit(line);
+}
+
 void log_event(enum log_level level, const char *event, const char *fmt, ...)
 {
 	struct json_object *o;

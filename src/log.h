@@ -18,6 +18,12 @@ void log_set_threshold(enum log_level level);
 void log_event(enum log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A line with fields of the caller's choice (audit.h's typed events): ts,
+ * level and pid already in; NULL if level is below the threshold.  Emit it
+ * (which frees it) with log_line_emit. */
+struct json_object *log_line_start(enum log_level level);
+void log_line_emit(struct json_object *line);
+
 /* The per-request line. */
 void log_request(const struct request *req, int status, uint64_t duration_ns);
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "limit.h"
 #include "netaddr.h"
 #include "ratelimit.h"
@@ -19,6 +20,9 @@
 
 #define METRICS_LAYOUT     1u
 #define METRICS_MAX_ROUTES 32 /* the route table, plus "unmatched" */
+#define METRICS_MAX_EVENTS 16 /* audit.h's events */
+
+_Static_assert(AUDIT_EVENTS <= METRICS_MAX_EVENTS, "every security event has a counter");
 
 /* Statuses the API answers with; anything else is counted as "other". */
 static const int statuses[] = {200, 201, 204, 400, 401, 403, 404, 405,
@@ -40,6 +44,9 @@ struct metrics_shm {
 	_Atomic uint64_t db_connects;
 	_Atomic uint64_t db_connect_failures;
 	_Atomic uint64_t db_errors;
+	/* Appended after layout 1's first fields; an older worker never
+	 * touches them, so the layout number stays. */
+	_Atomic uint64_t security_events[METRICS_MAX_EVENTS];
 };
 
 _Static_assert(sizeof(struct metrics_shm) <= SEG_EXTENSION_BYTES, "metrics fit the extension");
@@ -100,6 +107,12 @@ void metrics_add_db(struct metrics_shm *m, uint64_t connects, uint64_t connect_f
 		                          memory_order_relaxed);
 	if (errors)
 		atomic_fetch_add_explicit(&m->db_errors, errors, memory_order_relaxed);
+}
+
+void metrics_add_event(struct metrics_shm *m, int event)
+{
+	if (m && event >= 0 && event < AUDIT_EVENTS)
+		atomic_fetch_add_explicit(&m->security_events[event], 1, memory_order_relaxed);
 }
 
 static const char *route_label(size_t r)
@@ -191,6 +204,20 @@ static void render_rate_limits(struct rl_table *rl, FILE *f)
 	    (unsigned long long)st.in_use, (unsigned long long)st.slots);
 }
 
+/* Every event, zeros included, so an alert rule never sees a series
+ * appear out of nothing.  config_rejected stays 0 here: a worker refused at
+ * start-up has no segment to count in; its log line is the record. */
+static void render_events(struct metrics_shm *m, FILE *f)
+{
+	fputs("# HELP chat_security_events_total Security events (see the log's \"security\" lines).\n"
+	      "# TYPE chat_security_events_total counter\n",
+	      f);
+	for (int e = 0; e < AUDIT_EVENTS; e++)
+		fprintf(f, "chat_security_events_total{event=\"%s\"} %llu\n", audit_event_name(e),
+		        (unsigned long long)atomic_load_explicit(&m->security_events[e],
+		                                                 memory_order_relaxed));
+}
+
 int metrics_render(struct metrics_shm *m, struct rl_table *rl, char **out, size_t *len)
 {
 	FILE *f = open_memstream(out, len);
@@ -205,6 +232,7 @@ int metrics_render(struct metrics_shm *m, struct rl_table *rl, char **out, size_
 	counter(f, "chat_db_connect_failures_total", "Database connection attempts that failed.",
 	        &m->db_connect_failures);
 	counter(f, "chat_db_errors_total", "Statements that failed (any reason).", &m->db_errors);
+	render_events(m, f);
 	return fclose(f) == 0 ? 0 : -1;
 }
 
@@ -217,6 +245,7 @@ void metrics_handler(struct worker *w, struct request *req, struct response *res
 	if (netaddr_client(req->remote_addr, req->x_forwarded_for, &w->cfg.trusted_proxies,
 	                   &client) != 0 ||
 	    !cidr_list_contains(&w->cfg.metrics_allow, &client) || !w->metrics) {
+		audit_note(req, AUDIT_METRICS_DENIED, NULL);
 		reply_not_found(res);
 		return;
 	}

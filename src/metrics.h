@@ -32,6 +32,9 @@ void metrics_record(struct metrics_shm *m, int route_index, int status, uint64_t
 void metrics_add_db(struct metrics_shm *m, uint64_t connects, uint64_t connect_failures,
                     uint64_t errors);
 
+/* One security event (audit.h's enum audit_event). */
+void metrics_add_event(struct metrics_shm *m, int event);
+
 /* The exposition text, malloc'd into *out. */
 int metrics_render(struct metrics_shm *m, struct rl_table *rl, char **out, size_t *len);
 

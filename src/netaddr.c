@@ -272,6 +272,13 @@ bool cidr_list_contains(const struct cidr_list *l, const struct netaddr *a)
 	return false;
 }
 
+int netaddr_format(const struct netaddr *a, char *buf, size_t buflen)
+{
+	if (a->family != AF_INET && a->family != AF_INET6)
+		return -1;
+	return inet_ntop(a->family, a->bytes, buf, (socklen_t)buflen) ? 0 : -1;
+}
+
 int netaddr_key(const struct netaddr *a, char *buf, size_t buflen)
 {
 	int n;

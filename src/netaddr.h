@@ -49,6 +49,11 @@ void cidr_list_free(struct cidr_list *list);
 bool cidr_contains(const struct cidr *c, const struct netaddr *a);
 bool cidr_list_contains(const struct cidr_list *l, const struct netaddr *a);
 
+/* The address as text (inet_ntop: "203.0.113.7", "2001:db8::1"), for log
+ * lines.  0, or -1 if buf is too small (NETADDR_TEXT_MAX is enough). */
+#define NETADDR_TEXT_MAX 46
+int netaddr_format(const struct netaddr *a, char *buf, size_t buflen);
+
 /* Rate-limit key of an address: "4:a.b.c.d", or for IPv6 "6:" and the 16 hex
  * digits of its /64 ("6:20010db800000001"); at most 18 characters.
  * Returns the length written (without NUL), or -1 if buf is too small. */

@@ -4,6 +4,10 @@
  */
 #include "reply.h"
 
+#include <stdio.h>
+
+#include "audit.h"
+
 /* Long enough for a reconnect with back-off, short enough to be retried. */
 #define DB_RETRY_AFTER_S 1
 
@@ -24,14 +28,21 @@ void reply_unauthorized(struct response *res, const char *detail)
 	http_add_header(res, "WWW-Authenticate", "Bearer");
 }
 
+void reply_token_revoked(struct request *req, struct response *res)
+{
+	audit_note(req, AUDIT_TOKEN_REJECTED, &(struct request_event){.reason = "revoked"});
+	reply_unauthorized(res, "token has been revoked");
+}
+
 void reply_invalid_credentials(struct response *res)
 {
 	http_error(res, 401, "invalid_credentials", "email or password is wrong", NULL);
 	http_add_header(res, "WWW-Authenticate", "Bearer");
 }
 
-void reply_forbidden(struct response *res, const char *detail)
+void reply_forbidden(struct request *req, struct response *res, const char *detail)
 {
+	audit_note(req, AUDIT_ACCESS_DENIED, &(struct request_event){.reason = "owner_only"});
 	http_error(res, 403, "forbidden", detail, NULL);
 }
 
@@ -51,9 +62,14 @@ void reply_email_taken(struct response *res)
 	http_error(res, 409, "email_taken", "an account with this email exists", "email");
 }
 
-void reply_too_large(struct response *res)
+void reply_too_large(struct response *res, size_t max_body_bytes)
 {
-	http_error(res, 413, "payload_too_large", "request body is too large", NULL);
+	char detail[64];
+
+	/* The limit itself, so a client can split or shrink what it sends. */
+	snprintf(detail, sizeof detail, "request body over %zu bytes", max_body_bytes);
+	http_error(res, 413, "payload_too_large", detail, NULL);
+	HTTP_JSON_PUT(res->json, "max_bytes", json_object_new_int64((int64_t)max_body_bytes));
 }
 
 void reply_unsupported_media_type(struct response *res, const char *detail)

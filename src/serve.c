@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "db.h"
 #include "http.h"
 #include "log.h"
@@ -57,6 +58,7 @@ bool serve_request(struct worker *w, char **envp, FCGX_Stream *in, FCGX_Stream *
 	}
 	elapsed = util_now_ns() - started;
 	log_request(&req, res.status, elapsed);
+	audit_emit(&req, res.status, &w->cfg.trusted_proxies, w->metrics);
 	metrics_record(w->metrics, req.route_index, res.status, elapsed);
 	report_db_counters(w);
 	http_response_free(&res);

@@ -11,6 +11,9 @@
  */
 #include "worker.h"
 
+#include <stdio.h>
+
+#include "audit.h"
 #include "auth.h"
 #include "chat.h"
 #include "health.h"
@@ -26,9 +29,12 @@ int worker_configure(struct worker *w, char *const *envp)
 	struct config_problems problems = {0};
 
 	if (config_load(&w->cfg, envp, &problems) != 0) {
-		log_event(LOG_LEVEL_ERROR, "config", "%s%s",
-		          problems.count ? problems.lines[0] : "configuration could not be loaded",
-		          problems.count > 1 ? " (and more: run chat-admin check-config)" : "");
+		char line[1024];
+
+		snprintf(line, sizeof line, "%s%s",
+		         problems.count ? problems.lines[0] : "configuration could not be loaded",
+		         problems.count > 1 ? " (and more: run chat-admin check-config)" : "");
+		audit_config_rejected(line);
 		config_problems_free(&problems);
 		config_free(&w->cfg);
 		return CONFIG_EXIT_STATUS;
@@ -104,7 +110,7 @@ static int read_body(struct worker *w, const struct route *route, struct request
 	case HTTP_BODY_OK:
 		break;
 	case HTTP_BODY_TOO_LARGE:
-		reply_too_large(res);
+		reply_too_large(res, w->cfg.max_body_bytes);
 		return -1;
 	case HTTP_BODY_INCOMPLETE:
 		reply_bad_request(res, "request body is shorter than Content-Length", NULL);
@@ -146,7 +152,7 @@ void worker_handle(struct worker *w, struct request *req, struct response *res,
 	case HTTP_BODY_OK:
 		break;
 	case HTTP_BODY_TOO_LARGE:
-		reply_too_large(res);
+		reply_too_large(res, w->cfg.max_body_bytes);
 		return;
 	default:
 		reply_bad_request(res, "invalid Content-Length", NULL);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "reply.h"
 
 static const char *member(const struct response *res, const char *name)
@@ -37,6 +38,7 @@ static void expect(const struct response *res, int status, const char *code, con
 START_TEST(every_answer)
 {
 	struct response res;
+	struct request req = {0};
 
 #define RUN(call, ...)                                                                             \
 	do {                                                                                       \
@@ -51,12 +53,14 @@ START_TEST(every_answer)
 	    "WWW-Authenticate: Bearer\r\n");
 	RUN(reply_invalid_credentials(&res), 401, "invalid_credentials", NULL,
 	    "WWW-Authenticate: Bearer\r\n");
-	RUN(reply_forbidden(&res, "owner only"), 403, "forbidden", NULL, NULL);
+	RUN(reply_forbidden(&req, &res, "owner only"), 403, "forbidden", NULL, NULL);
+	RUN(reply_token_revoked(&req, &res), 401, "unauthorized", NULL,
+	    "WWW-Authenticate: Bearer\r\n");
 	RUN(reply_not_found(&res), 404, "not_found", NULL, NULL);
 	RUN(reply_method_not_allowed(&res, "GET, POST"), 405, "method_not_allowed", NULL,
 	    "Allow: GET, POST\r\n");
 	RUN(reply_email_taken(&res), 409, "email_taken", "email", NULL);
-	RUN(reply_too_large(&res), 413, "payload_too_large", NULL, NULL);
+	RUN(reply_too_large(&res, 65536), 413, "payload_too_large", NULL, NULL);
 	RUN(reply_unsupported_media_type(&res, "json only"), 415, "unsupported_media_type", NULL,
 	    NULL);
 	RUN(reply_validation(&res, "title", "too long"), 422, "validation_failed", "title", NULL);
@@ -82,6 +86,41 @@ START_TEST(rate_limited_says_when)
 }
 END_TEST
 
+START_TEST(too_large_states_the_limit)
+{
+	struct response res;
+	struct json_object *v;
+
+	http_response_init(&res);
+	reply_too_large(&res, 12345);
+	ck_assert(json_object_object_get_ex(res.json, "max_bytes", &v));
+	ck_assert_int_eq(json_object_get_int64(v), 12345);
+	ck_assert_str_eq(member(&res, "detail"), "request body over 12345 bytes");
+	http_response_free(&res);
+}
+END_TEST
+
+/* The two answers that are security events note them on the request:
+ * one event each, of the right type and reason. */
+START_TEST(revoked_and_forbidden_note_their_event)
+{
+	struct response res;
+	struct request req = {0};
+
+	http_response_init(&res);
+	reply_token_revoked(&req, &res);
+	http_response_free(&res);
+	http_response_init(&res);
+	reply_forbidden(&req, &res, "owner only");
+	http_response_free(&res);
+	ck_assert_uint_eq(req.nevents, 2);
+	ck_assert_str_eq(audit_event_name(req.events[0].event), "token_rejected");
+	ck_assert_str_eq(req.events[0].reason, "revoked");
+	ck_assert_str_eq(audit_event_name(req.events[1].event), "access_denied");
+	ck_assert_str_eq(req.events[1].reason, "owner_only");
+}
+END_TEST
+
 static Suite *reply_suite(void)
 {
 	Suite *s = suite_create("reply");
@@ -89,6 +128,8 @@ static Suite *reply_suite(void)
 
 	tcase_add_test(tc, every_answer);
 	tcase_add_test(tc, rate_limited_says_when);
+	tcase_add_test(tc, too_large_states_the_limit);
+	tcase_add_test(tc, revoked_and_forbidden_note_their_event);
 	suite_add_tcase(s, tc);
 	return s;
 }
