@@ -48,7 +48,8 @@ const char *audit_event_name(int event);
  * has room for HTTP_MAX_EVENTS; more are dropped (none needs more than 2). */
 void audit_note(struct request *req, enum audit_event ev, const struct request_event *fields);
 
-/* Log and count the request's events, with its final status. */
+/* Log and count the request's events, with its final status (trusted: the
+ * TRUSTED_PROXIES list, possibly empty, never NULL). */
 void audit_emit(const struct request *req, int status, const struct cidr_list *trusted,
                 struct metrics_shm *metrics);
 

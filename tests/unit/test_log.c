@@ -13,45 +13,12 @@
 #include <json-c/json.h>
 
 #include "log.h"
+#include "stderr_capture.h"
 
-static char path[64];
-static int saved_stderr = -1;
-
-static void capture(void)
+static void setup(void)
 {
-	int fd;
-
-	snprintf(path, sizeof path, "/tmp/chat-test-log-XXXXXX");
-	fd = mkstemp(path);
-	ck_assert_int_ge(fd, 0);
-	saved_stderr = dup(STDERR_FILENO);
-	ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
-	close(fd);
+	capture();
 	log_set_threshold(LOG_LEVEL_INFO);
-}
-
-static void release(void)
-{
-	if (saved_stderr >= 0) {
-		dup2(saved_stderr, STDERR_FILENO);
-		close(saved_stderr);
-		saved_stderr = -1;
-	}
-	unlink(path);
-}
-
-/* The captured text, malloc'd. */
-static char *captured(void)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = calloc(1, 65536);
-	size_t n;
-
-	ck_assert_ptr_nonnull(f);
-	n = fread(buf, 1, 65535, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
 }
 
 static const char *member(struct json_object *o, const char *name)
@@ -169,7 +136,7 @@ static Suite *log_suite(void)
 	Suite *s = suite_create("log");
 	TCase *tc = tcase_create("lines");
 
-	tcase_add_checked_fixture(tc, capture, release);
+	tcase_add_checked_fixture(tc, setup, release);
 	tcase_add_test(tc, event_line_is_one_json_object);
 	tcase_add_test(tc, threshold_filters);
 	tcase_add_test(tc, request_line_names_no_secret);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "metrics.h"
 #include "ratelimit.h"
 #include "router.h"
@@ -71,6 +72,10 @@ START_TEST(counters_are_rendered)
 	ck_assert_int_eq(metrics_attach(rl_segment(other), &m2, err, sizeof err), 0);
 	metrics_add_db(m2, 2, 3, 4);
 	metrics_add_db(NULL, 1, 1, 1);
+	metrics_add_event(w.metrics, AUDIT_LOGIN_FAILED);
+	metrics_add_event(m2, AUDIT_LOGIN_FAILED);
+	metrics_add_event(w.metrics, AUDIT_EVENTS); /* out of range: ignored */
+	metrics_add_event(NULL, AUDIT_LOGIN_FAILED);
 	text = render();
 	ck_assert_ptr_nonnull(
 	    strstr(text, "chat_http_requests_total{route=\"healthz\",status=\"200\"} 2\n"));
@@ -93,6 +98,13 @@ START_TEST(counters_are_rendered)
 	ck_assert_ptr_nonnull(strstr(text, "chat_db_connects_total 2\n"));
 	ck_assert_ptr_nonnull(strstr(text, "chat_db_connect_failures_total 3\n"));
 	ck_assert_ptr_nonnull(strstr(text, "chat_db_errors_total 4\n"));
+	/* Every event type is there, zeros included; one add is one count. */
+	ck_assert_ptr_nonnull(
+	    strstr(text, "chat_security_events_total{event=\"login_failed\"} 2\n"));
+	ck_assert_ptr_nonnull(
+	    strstr(text, "chat_security_events_total{event=\"metrics_denied\"} 0\n"));
+	ck_assert_ptr_nonnull(
+	    strstr(text, "chat_security_events_total{event=\"config_rejected\"} 0\n"));
 	free(text);
 	rl_close(other);
 }

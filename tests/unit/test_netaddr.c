@@ -34,6 +34,27 @@ static bool contains(const char *net, const char *a)
 	return cidr_contains(&c, &x);
 }
 
+START_TEST(format_round_trips)
+{
+	struct netaddr a;
+	char buf[NETADDR_TEXT_MAX];
+
+	ck_assert_int_eq(netaddr_parse("203.0.113.7", &a), 0);
+	ck_assert_int_eq(netaddr_format(&a, buf, sizeof buf), 0);
+	ck_assert_str_eq(buf, "203.0.113.7");
+	ck_assert_int_eq(netaddr_parse("2001:DB8:0:0:0:0:0:1", &a), 0);
+	ck_assert_int_eq(netaddr_format(&a, buf, sizeof buf), 0);
+	ck_assert_str_eq(buf, "2001:db8::1");
+	/* Mapped IPv4 is IPv4 (as the rate limiter keys it). */
+	ck_assert_int_eq(netaddr_parse("::ffff:192.0.2.1", &a), 0);
+	ck_assert_int_eq(netaddr_format(&a, buf, sizeof buf), 0);
+	ck_assert_str_eq(buf, "192.0.2.1");
+	ck_assert_int_eq(netaddr_format(&a, buf, 8), -1);
+	a.family = 0;
+	ck_assert_int_eq(netaddr_format(&a, buf, sizeof buf), -1);
+}
+END_TEST
+
 START_TEST(parse_ipv4)
 {
 	struct netaddr a = addr("192.0.2.1");
@@ -343,6 +364,7 @@ static Suite *netaddr_suite(void)
 	Suite *s = suite_create("netaddr");
 	TCase *tc = tcase_create("core");
 
+	tcase_add_test(tc, format_round_trips);
 	tcase_add_test(tc, parse_ipv4);
 	tcase_add_test(tc, parse_ipv6);
 	tcase_add_test(tc, parse_mapped_is_ipv4);

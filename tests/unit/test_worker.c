@@ -98,6 +98,41 @@ START_TEST(oversized_body_is_refused_unread)
 }
 END_TEST
 
+/* A common password is refused before any query or hash; the same body
+ * with an uncommon password does reach the database (the counter counts). */
+START_TEST(common_password_costs_no_query)
+{
+	char *p[] = {"REQUEST_METHOD=POST", "REQUEST_URI=/auth/register",
+	             "CONTENT_TYPE=application/json", NULL, NULL};
+	const char *common = "{\"email\":\"a@example.io\",\"password\":\"PassWord1\"}";
+	const char *uncommon = "{\"email\":\"a@example.io\",\"password\":\"PassWord1 of mine\"}";
+	char length[32];
+	struct request req;
+	struct response res;
+	struct json_object *field;
+
+	w.cfg.rate_auth.limit = 0; /* no shared table here: the class is off */
+	snprintf(length, sizeof length, "CONTENT_LENGTH=%zu", strlen(common));
+	p[3] = length;
+	run(p, common, &req, &res);
+	ck_assert_int_eq(res.status, 422);
+	ck_assert_str_eq(error_code(&res), "validation_failed");
+	ck_assert(json_object_object_get_ex(res.json, "field", &field));
+	ck_assert_str_eq(json_object_get_string(field), "password");
+	ck_assert_uint_eq(db_attempts(), 0);
+	ck_assert_uint_eq(req.nevents, 1);
+	ck_assert_str_eq(req.events[0].reason, "common");
+	done(&req, &res);
+
+	snprintf(length, sizeof length, "CONTENT_LENGTH=%zu", strlen(uncommon));
+	run(p, uncommon, &req, &res);
+	ck_assert_int_eq(res.status, 503);
+	ck_assert_uint_gt(db_attempts(), 0);
+	ck_assert_uint_eq(req.nevents, 0);
+	done(&req, &res);
+}
+END_TEST
+
 START_TEST(one_byte_over_the_cap_is_413_exactly_the_cap_is_read)
 {
 	char over[32], exact[32];
@@ -265,6 +300,7 @@ static Suite *worker_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, oversized_body_is_refused_unread);
+	tcase_add_test(tc, common_password_costs_no_query);
 	tcase_add_test(tc, one_byte_over_the_cap_is_413_exactly_the_cap_is_read);
 	tcase_add_test(tc, wrong_media_type_is_415_unread);
 	tcase_add_test(tc, short_body_is_400);
