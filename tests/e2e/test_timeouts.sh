@@ -15,8 +15,8 @@ e2e_start 2
 ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 sql() { stack_psql chat -At -c "$1"; }
 
-json POST /auth/register '{"email":"t@x.io","password":"password1","display_name":"T"}'
-json POST /auth/login '{"email":"t@x.io","password":"password1"}'
+json POST /auth/register '{"email":"t@x.io","password":"timeouts pass 1","display_name":"T"}'
+json POST /auth/login '{"email":"t@x.io","password":"timeouts pass 1"}'
 token=$(printf '%s' "$BODY" | jq -r .access_token)
 json POST /chat/conversations '{"title":"t","members":[]}' -H "Authorization: Bearer $token"
 cid=$(printf '%s' "$BODY" | jq -r .id)
@@ -74,7 +74,7 @@ export POSTGRES_HOST=127.0.0.1 POSTGRES_PORT=$mute_port POSTGRES_SSLMODE=require
 unset POSTGRES_SSLROOTCERT
 e2e_lighttpd 2
 start=$(date +%s%N)
-json POST /auth/login '{"email":"t@x.io","password":"password1"}'
+json POST /auth/login '{"email":"t@x.io","password":"timeouts pass 1"}'
 ms=$(ms_since "$start")
 check "mute database: login 503 database_unavailable" is_error 503 database_unavailable
 check "... after DB_TIMEOUT_MS, not libpq's 2 s minimum (${ms} ms, 900..1900)" \
