@@ -93,10 +93,10 @@ check "the new password works" is_status 200
 t4=$(printf '%s' "$BODY" | jq -r .access_token)
 
 # --- uniqueness and validation boundaries ----------------------------------------
-register '{"email":"A@x.io","password":"password"}'
+register '{"email":"A@x.io","password":"pass word 8"}'
 check "register A@x.io" is_status 201
 check "display name defaults to the local part" is_json .display_name a
-register '{"email":"a@x.io","password":"password"}'
+register '{"email":"a@x.io","password":"pass word 8"}'
 check "a@x.io after A@x.io: 409 email_taken" is_error 409 email_taken
 
 field_is() { bash -c '[ "$0" = 422 ] && [ "$(printf "%s" "$1" | jq -r .field)" = "$2" ] && [ "$(printf "%s" "$1" | jq -r .error)" = validation_failed ]' "$STATUS" "$BODY" "$1"; }
@@ -115,25 +115,25 @@ register "{\"email\":\"$(fresh)\",\"password\":\"$(rep 3 é)xx\"}"
 check "password counted in bytes (3 é + 2 = 8 bytes): 201" is_status 201
 
 e254="$(rep 249 e)@x.io"
-register "{\"email\":\"$e254\",\"password\":\"password\"}"
+register "{\"email\":\"$e254\",\"password\":\"pass word 8\"}"
 check "email of 254 chars: 201" is_status 201
-register "{\"email\":\"e$e254\",\"password\":\"password\"}"
+register "{\"email\":\"e$e254\",\"password\":\"pass word 8\"}"
 check "email of 255 chars: 422" field_is email
-register "{\"email\":\"$(rep 4 é)@x.io\",\"password\":\"password\",\"display_name\":\"$(rep 64 é)\"}"
+register "{\"email\":\"$(rep 4 é)@x.io\",\"password\":\"pass word 8\",\"display_name\":\"$(rep 64 é)\"}"
 check "display name of 64 chars (128 bytes): 201" is_status 201
-register "{\"email\":\"$(fresh)\",\"password\":\"password\",\"display_name\":\"$(rep 65 n)\"}"
+register "{\"email\":\"$(fresh)\",\"password\":\"pass word 8\",\"display_name\":\"$(rep 65 n)\"}"
 check "display name of 65 chars: 422" field_is display_name
-register "{\"email\":\"$(fresh)\",\"password\":\"password\",\"display_name\":\"   \"}"
+register "{\"email\":\"$(fresh)\",\"password\":\"pass word 8\",\"display_name\":\"   \"}"
 check "display name of only spaces: 422" field_is display_name
 for bad in 'nobody.x.io' 'a@b@x.io' '@x.io' 'a@' 'a b@x.io' 'a\t@x.io' 'a\u0001@x.io' 'a\u00a0@x.io' 'a\u3000b@x.io' 'a@'; do
-	register "{\"email\":\"$bad\",\"password\":\"password\"}"
+	register "{\"email\":\"$bad\",\"password\":\"pass word 8\"}"
 	check "email '$bad': 422" field_is email
 done
-register '{"email":"ab","password":"password"}'
+register '{"email":"ab","password":"pass word 8"}'
 check "email of 2 chars: 422" field_is email
-register '{"password":"password"}'
+register '{"password":"pass word 8"}'
 check "email missing: 422" field_is email
-register '{"email":["a@x.io"],"password":"password"}'
+register '{"email":["a@x.io"],"password":"pass word 8"}'
 check "email of the wrong JSON type: 400" is_error 400 bad_request
 count=$(stack_psql chat -tA -c "SELECT count(*) FROM chat.users")
 check "only the accepted registrations are stored ($count of 7)" [ "$count" = 7 ]
