@@ -28,7 +28,8 @@ int main(void)
 
 		for (int i = 0; i < rounds; i++)
 			hits += common_password(candidates[k], len);
-		printf("%-24s %s  %.2f us per check\n", candidates[k], hits ? "common" : "not common",
+		printf("%-24s %s  %.2f us per check\n", candidates[k],
+		       hits ? "common" : "not common",
 		       (double)(util_now_ns() - t0) / rounds / 1000.0);
 	}
 	return 0;

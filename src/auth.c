@@ -185,8 +185,9 @@ static int refuse_common(struct worker *w, struct request *req, struct response 
 	if (!common_password(password, len))
 		return 0;
 	audit_note(req, AUDIT_PASSWORD_REJECTED, &(struct request_event){.reason = "common"});
-	reply_validation(res, field,
-	                 "is a commonly used password (on a list attackers try first); choose another");
+	reply_validation(
+	    res, field,
+	    "is a commonly used password (on a list attackers try first); choose another");
 	return -1;
 }
 
@@ -362,11 +363,12 @@ void auth_login(struct worker *w, struct request *req, struct response *res)
 	/* Unknown email: spend the same hash time on the dummy, same answer. */
 	stored = PQntuples(r) == 1 ? PQgetvalue(r, 0, 1) : dummy_mcf;
 	if (!password_matches(stored, password) || PQntuples(r) != 1) {
-		audit_note(req, AUDIT_LOGIN_FAILED,
-		           PQntuples(r) == 1
-		               ? &(struct request_event){.reason = "wrong_password",
-		                                         .user_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10)}
-		               : &(struct request_event){.reason = "unknown_email"});
+		audit_note(
+		    req, AUDIT_LOGIN_FAILED,
+		    PQntuples(r) == 1
+		        ? &(struct request_event){.reason = "wrong_password",
+		                                  .user_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10)}
+		        : &(struct request_event){.reason = "unknown_email"});
 		reply_invalid_credentials(res);
 		goto out;
 	}
@@ -511,9 +513,10 @@ void auth_password(struct worker *w, struct request *req, struct response *res)
 	if (strcmp(PQgetvalue(r2, 0, 0), "1") == 0) {
 		res->status = 204;
 		audit_note(req, AUDIT_PASSWORD_CHANGED, NULL);
-		audit_note(req, AUDIT_SESSIONS_REVOKED,
-		           &(struct request_event){.reason = "password_changed",
-		                                   .count = strtoll(PQgetvalue(r2, 0, 1), NULL, 10)});
+		audit_note(
+		    req, AUDIT_SESSIONS_REVOKED,
+		    &(struct request_event){.reason = "password_changed",
+		                            .count = strtoll(PQgetvalue(r2, 0, 1), NULL, 10)});
 	} else
 		reply_token_revoked(req, res);
 	PQclear(r2);

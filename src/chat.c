@@ -18,8 +18,6 @@
 #include "fields.h"
 #include "log.h"
 #include "reply.h"
-#include "utf8.h"
-#include "util.h"
 #include "worker.h"
 
 enum {
@@ -217,7 +215,6 @@ static const struct db_statement statements[] = {
 static const struct text_rule title_rule = {"title", true, true, FIELD_CODEPOINTS, 1, 200};
 static const struct text_rule body_rule = {"body", true, false, FIELD_CODEPOINTS, 1, 4000};
 static const struct text_rule email_rule = {"email", true, true, FIELD_CODEPOINTS, 1, 1024};
-static const struct text_rule member_rule = {"members", true, true, FIELD_CODEPOINTS, 1, 1024};
 
 const struct db_statement *chat_statements(size_t *count)
 {
@@ -287,148 +284,10 @@ static struct json_object *message_json(const PGresult *r, int row, int col, int
 
 /* --- request input ------------------------------------------------------------ */
 
-/*
- * Query parameter `name` as a canonical decimal integer from min (0 or 1)
- * to max.  Returns 1 with *out set, 0 when absent, or -1 with a 422 naming
- * the parameter (a bad value, a bad percent-escape, or the name given
- * twice).
- */
-static int query_int(const struct request *req, const char *name, int64_t min, int64_t max,
-                     int64_t *out, struct response *res)
-{
-	char *raw, msg[96];
-	size_t len;
-	int64_t v = 0;
-	int r = http_form_get(req->query, strlen(req->query), name, &raw, &len);
-	bool ok;
-
-	if (r == 0)
-		return 0;
-	/* "0" is the one canonical spelling util_parse_id (ids) refuses. */
-	ok = r > 0 && ((min == 0 && len == 1 && raw[0] == '0') ||
-	               (util_parse_id(raw, len, &v) == 0 && v <= max));
-	free(raw);
-	if (!ok) {
-		if (max == INT64_MAX)
-			snprintf(msg, sizeof msg,
-			         "must be an integer from %" PRId64 " up, given once", min);
-		else
-			snprintf(msg, sizeof msg,
-			         "must be an integer from %" PRId64 " to %" PRId64 ", given once",
-			         min, max);
-		reply_validation(res, name, msg);
-		return -1;
-	}
-	*out = v;
-	return 1;
-}
-
 static int query_limit(const struct request *req, int64_t *limit, struct response *res)
 {
 	*limit = LIMIT_DEFAULT;
-	return query_int(req, "limit", 1, LIMIT_MAX, limit, res) < 0 ? -1 : 0;
-}
-
-/* Unicode White_Space: a body made only of these is empty to a reader. */
-static bool is_white_space(unsigned cp)
-{
-	return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 ||
-	       cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
-	       cp == 0x202F || cp == 0x205F || cp == 0x3000;
-}
-
-static bool is_blank(const char *s, size_t n)
-{
-	const unsigned char *p = (const unsigned char *)s, *end = p + n;
-	unsigned cp;
-
-	while (p < end) {
-		int step = utf8_decode(p, end, &cp);
-		if (step < 0 || !is_white_space(cp))
-			return false;
-		p += step;
-	}
-	return true;
-}
-
-/* Idempotency-Key: absent (*key NULL), or 1–128 printable ASCII, 0x20–0x7E
- * (SPEC §2; the web server has already stripped spaces around it). */
-static int idempotency_key(const struct request *req, const char **key, struct response *res)
-{
-	const char *k = req->idempotency_key;
-	size_t n;
-
-	*key = NULL;
-	if (!k)
-		return 0;
-	n = strlen(k);
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)k[i] < 0x20 || (unsigned char)k[i] > 0x7E)
-			n = 0;
-	if (n < 1 || n > IDEMPOTENCY_MAX) {
-		reply_validation(res, "Idempotency-Key",
-		                 "must be 1 to 128 printable ASCII characters");
-		return -1;
-	}
-	*key = k;
-	return 0;
-}
-
-/*
- * "members": absent or null (no one else), or an array of at most 100
- * emails under the register rules.  Gives them as a JSON array (json-c does
- * the encoding; the text goes to PostgreSQL as one parameter value).
- */
-static int member_emails(struct json_object *body, struct json_object **out, struct response *res)
-{
-	struct json_object *v, *arr;
-	size_t n;
-
-	*out = NULL;
-	arr = json_object_new_array();
-	if (!arr) {
-		reply_internal(res);
-		return -1;
-	}
-	if (!json_object_object_get_ex(body, "members", &v) ||
-	    json_object_is_type(v, json_type_null)) {
-		*out = arr;
-		return 0;
-	}
-	if (!json_object_is_type(v, json_type_array)) {
-		reply_bad_request(res, "members must be an array of emails", "members");
-		goto fail;
-	}
-	n = json_object_array_length(v);
-	if (n > MEMBERS_MAX) {
-		reply_validation(res, "members", "at most 100 emails");
-		goto fail;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *e = json_object_array_get_idx(v, i);
-		char *email;
-		size_t len;
-
-		if (!json_object_is_type(e, json_type_string)) {
-			reply_bad_request(res, "members must be an array of emails", "members");
-			goto fail;
-		}
-		if (field_check_text(json_object_get_string(e),
-		                     (size_t)json_object_get_string_len(e), &member_rule, &email,
-		                     &len, res) < 0)
-			goto fail;
-		if (field_email(email, len, "members", res) < 0) {
-			free(email);
-			goto fail;
-		}
-		json_object_array_add(arr, json_object_new_string_len(email, (int)len));
-		free(email);
-	}
-	*out = arr;
-	return 0;
-fail:
-	json_object_put(arr);
-	return -1;
+	return field_query_int(req, "limit", 1, LIMIT_MAX, limit, res) < 0 ? -1 : 0;
 }
 
 /* --- handlers -------------------------------------------------------------------- */
@@ -443,7 +302,7 @@ void chat_conversation_create(struct worker *w, struct request *req, struct resp
 	PGresult *r = NULL;
 
 	if (field_text(req->json, &title_rule, &title, &title_len, res) < 0 ||
-	    member_emails(req->json, &emails, res) < 0)
+	    field_email_list(req->json, "members", MEMBERS_MAX, &emails, res) < 0)
 		goto out;
 	auth_session_params(req, user_id, params);
 	params[2] = title;
@@ -486,7 +345,7 @@ void chat_conversation_list(struct worker *w, struct request *req, struct respon
 	int n, rows;
 
 	if (query_limit(req, &limit, res) < 0 ||
-	    query_int(req, "before", 1, INT64_MAX, &before, res) < 0)
+	    field_query_int(req, "before", 1, INT64_MAX, &before, res) < 0)
 		return;
 	auth_session_params(req, user_id, params);
 	snprintf(before_text, sizeof before_text, "%" PRId64, before);
@@ -639,11 +498,11 @@ void chat_message_post(struct worker *w, struct request *req, struct response *r
 
 	if (field_text(req->json, &body_rule, &body, &body_len, res) < 0)
 		goto out;
-	if (is_blank(body, body_len)) {
+	if (field_is_blank(body, body_len)) {
 		reply_validation(res, "body", "must not be only white space");
 		goto out;
 	}
-	if (idempotency_key(req, &key, res) < 0)
+	if (field_idempotency_key(req, IDEMPOTENCY_MAX, &key, res) < 0)
 		goto out;
 	auth_session_params(req, user_id, params);
 	snprintf(conv_text, sizeof conv_text, "%" PRId64, req->path_ids[0]);
@@ -687,8 +546,8 @@ void chat_message_list(struct worker *w, struct request *req, struct response *r
 
 	if (query_limit(req, &limit, res) < 0 ||
 	    /* SPEC: after=0 is a client that has seen nothing yet. */
-	    (has_after = query_int(req, "after", 0, INT64_MAX, &after, res)) < 0 ||
-	    query_int(req, "before", 1, INT64_MAX, &before, res) < 0)
+	    (has_after = field_query_int(req, "after", 0, INT64_MAX, &after, res)) < 0 ||
+	    field_query_int(req, "before", 1, INT64_MAX, &before, res) < 0)
 		return;
 	auth_session_params(req, user_id, params);
 	snprintf(conv_text, sizeof conv_text, "%" PRId64, req->path_ids[0]);

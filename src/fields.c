@@ -3,6 +3,7 @@
  */
 #include "fields.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,13 +12,14 @@
 
 #include "reply.h"
 #include "utf8.h"
+#include "util.h"
 
-/* Controls and the Unicode white space characters. */
+/* Not in an email: controls (C0, DEL, C1), white space, and the invisible
+ * zero-width space and byte-order mark. */
 static bool is_space_or_control(unsigned cp)
 {
-	return cp <= 0x20 || (cp >= 0x7F && cp <= 0xA0) || cp == 0x1680 ||
-	       (cp >= 0x2000 && cp <= 0x200B) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
-	       cp == 0x205F || cp == 0x3000 || cp == 0xFEFF;
+	return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || utf8_is_white_space(cp) || cp == 0x200B ||
+	       cp == 0xFEFF;
 }
 
 static bool is_space(char c)
@@ -136,4 +138,129 @@ void field_free_secret(char *s, size_t len)
 		return;
 	OPENSSL_cleanse(s, len);
 	free(s);
+}
+
+int field_query_int(const struct request *req, const char *name, int64_t min, int64_t max,
+                    int64_t *out, struct response *res)
+{
+	char *raw, msg[96];
+	size_t len;
+	int64_t v = 0;
+	int r = http_form_get(req->query, strlen(req->query), name, &raw, &len);
+	bool ok;
+
+	if (r == 0)
+		return 0;
+	/* "0" is the one canonical spelling util_parse_id (ids) refuses. */
+	ok = r > 0 && ((min == 0 && len == 1 && raw[0] == '0') ||
+	               (util_parse_id(raw, len, &v) == 0 && v <= max));
+	free(raw);
+	if (!ok) {
+		if (max == INT64_MAX)
+			snprintf(msg, sizeof msg,
+			         "must be an integer from %" PRId64 " up, given once", min);
+		else
+			snprintf(msg, sizeof msg,
+			         "must be an integer from %" PRId64 " to %" PRId64 ", given once",
+			         min, max);
+		reply_validation(res, name, msg);
+		return -1;
+	}
+	*out = v;
+	return 1;
+}
+
+bool field_is_blank(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+	unsigned cp;
+
+	while (p < end) {
+		int step = utf8_decode(p, end, &cp);
+		if (step < 0 || !utf8_is_white_space(cp))
+			return false;
+		p += step;
+	}
+	return true;
+}
+
+int field_idempotency_key(const struct request *req, size_t max, const char **key,
+                          struct response *res)
+{
+	const char *k = req->idempotency_key;
+	size_t n;
+
+	*key = NULL;
+	if (!k)
+		return 0;
+	n = strlen(k);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)k[i] < 0x20 || (unsigned char)k[i] > 0x7E)
+			n = 0;
+	if (n < 1 || n > max) {
+		char msg[64];
+
+		snprintf(msg, sizeof msg, "must be 1 to %zu printable ASCII characters", max);
+		reply_validation(res, "Idempotency-Key", msg);
+		return -1;
+	}
+	*key = k;
+	return 0;
+}
+
+int field_email_list(struct json_object *body, const char *name, size_t max,
+                     struct json_object **out, struct response *res)
+{
+	const struct text_rule rule = {name, true, true, FIELD_CODEPOINTS, 1, 1024};
+	struct json_object *v, *arr;
+	char msg[64];
+	size_t n;
+
+	*out = NULL;
+	arr = json_object_new_array();
+	if (!arr) {
+		reply_internal(res);
+		return -1;
+	}
+	if (!json_object_object_get_ex(body, name, &v) || json_object_is_type(v, json_type_null)) {
+		*out = arr;
+		return 0;
+	}
+	if (!json_object_is_type(v, json_type_array)) {
+		snprintf(msg, sizeof msg, "%s must be an array of emails", name);
+		reply_bad_request(res, msg, name);
+		goto fail;
+	}
+	n = json_object_array_length(v);
+	if (n > max) {
+		snprintf(msg, sizeof msg, "at most %zu emails", max);
+		reply_validation(res, name, msg);
+		goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *e = json_object_array_get_idx(v, i);
+		char *email;
+		size_t len;
+
+		if (!json_object_is_type(e, json_type_string)) {
+			snprintf(msg, sizeof msg, "%s must be an array of emails", name);
+			reply_bad_request(res, msg, name);
+			goto fail;
+		}
+		if (field_check_text(json_object_get_string(e),
+		                     (size_t)json_object_get_string_len(e), &rule, &email, &len,
+		                     res) < 0)
+			goto fail;
+		if (field_email(email, len, name, res) < 0) {
+			free(email);
+			goto fail;
+		}
+		json_object_array_add(arr, json_object_new_string_len(email, (int)len));
+		free(email);
+	}
+	*out = arr;
+	return 0;
+fail:
+	json_object_put(arr);
+	return -1;
 }

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <json-c/json.h>
 
@@ -43,6 +44,35 @@ int field_check_text(const char *value, size_t len, const struct text_rule *rule
  * whitespace or control characters.  Lower-cases ASCII letters in place.
  * Returns 0, or -1 with a 422 in *res. */
 int field_email(char *email, size_t len, const char *field, struct response *res);
+
+/* Is s[0..n) only white space (utf8_is_white_space)?  An empty text is;
+ * invalid UTF-8 is not. */
+bool field_is_blank(const char *s, size_t n);
+
+/*
+ * Query parameter `name` as a canonical decimal integer from min (0 or 1)
+ * to max.  Returns 1 with *out set, 0 when absent (*out untouched), or -1
+ * with a 422 naming the parameter (a bad value, a bad percent-escape, or
+ * the name given twice).
+ */
+int field_query_int(const struct request *req, const char *name, int64_t min, int64_t max,
+                    int64_t *out, struct response *res);
+
+/* The Idempotency-Key header: absent (*key NULL), or 1 to max printable
+ * ASCII characters (0x20–0x7E; the web server has already stripped spaces
+ * around it).  0, or -1 with a 422 naming the header. */
+int field_idempotency_key(const struct request *req, size_t max, const char **key,
+                          struct response *res);
+
+/*
+ * Body field `name`: absent or null (an empty list), or an array of at most
+ * max emails under field_email's rules (400 if not an array of strings, 422
+ * naming `name` otherwise).  *out is a JSON array of the lower-cased emails
+ * (json-c does the encoding; the text goes to PostgreSQL as one parameter
+ * value), owned by the caller.  0, or -1 with the answer in *res.
+ */
+int field_email_list(struct json_object *body, const char *name, size_t max,
+                     struct json_object **out, struct response *res);
 
 /* Free a string that may hold a secret. */
 void field_free_secret(char *s, size_t len);

@@ -209,7 +209,8 @@ static void render_rate_limits(struct rl_table *rl, FILE *f)
  * start-up has no segment to count in; its log line is the record. */
 static void render_events(struct metrics_shm *m, FILE *f)
 {
-	fputs("# HELP chat_security_events_total Security events (see the log's \"security\" lines).\n"
+	fputs("# HELP chat_security_events_total Security events (see the log's \"security\" "
+	      "lines).\n"
 	      "# TYPE chat_security_events_total counter\n",
 	      f);
 	for (int e = 0; e < AUDIT_EVENTS; e++)

@@ -60,6 +60,13 @@ static int is_continuation(char c)
 	return ((unsigned char)c & 0xC0) == 0x80;
 }
 
+bool utf8_is_white_space(unsigned cp)
+{
+	return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 ||
+	       cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
+	       cp == 0x202F || cp == 0x205F || cp == 0x3000;
+}
+
 size_t utf8_chars(const char *s, size_t len)
 {
 	size_t n = 0;

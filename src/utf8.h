@@ -7,6 +7,7 @@
 #ifndef CHAT_UTF8_H
 #define CHAT_UTF8_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Decode the code point at p (p < end) into *cp.  Returns its length in
@@ -15,6 +16,10 @@ int utf8_decode(const unsigned char *p, const unsigned char *end, unsigned *cp);
 
 /* Count the code points of s[0..len); -1 if it is not valid UTF-8. */
 int utf8_count(const char *s, size_t len, size_t *count);
+
+/* Unicode's White_Space property (the characters a reader sees as blank):
+ * the one table, for trimming checks and blank bodies. */
+bool utf8_is_white_space(unsigned cp);
 
 /* The lenient count, for bytes that need not be valid UTF-8 (a password
  * from the environment): the bytes that do not continue a sequence. */

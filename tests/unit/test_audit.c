@@ -157,7 +157,7 @@ START_TEST(room_is_bounded_and_types_checked)
 	ck_assert_uint_eq(req.nevents, HTTP_MAX_EVENTS);
 	req.nevents = 0;
 	audit_note(&req, AUDIT_EVENTS, NULL);
-	audit_note(&req, (enum audit_event)-1, NULL);
+	audit_note(&req, (enum audit_event) - 1, NULL);
 	ck_assert_uint_eq(req.nevents, 0);
 	ck_assert_ptr_null(audit_event_name(AUDIT_EVENTS));
 	ck_assert_ptr_null(audit_event_name(-1));

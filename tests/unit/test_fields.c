@@ -9,6 +9,7 @@
  */
 #include <check.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <json-c/json.h>
@@ -465,6 +466,131 @@ START_TEST(free_secret_null)
 }
 END_TEST
 
+/* ---- query integers, blank text, Idempotency-Key, email lists ----------- */
+
+static int query(const char *q, const char *name, int64_t min, int64_t max, int64_t *out,
+                 struct response *res)
+{
+	struct request req = {0};
+
+	req.query = (char *)q;
+	http_response_init(res);
+	return field_query_int(&req, name, min, max, out, res);
+}
+
+START_TEST(query_int_bounds)
+{
+	struct response res;
+	int64_t v = -7;
+
+	ck_assert_int_eq(query("a=1", "limit", 1, 200, &v, &res), 0);
+	ck_assert_int_eq(v, -7); /* absent: untouched */
+	ck_assert_int_eq(query("limit=200", "limit", 1, 200, &v, &res), 1);
+	ck_assert_int_eq(v, 200);
+	ck_assert_int_eq(query("after=0", "after", 0, INT64_MAX, &v, &res), 1);
+	ck_assert_int_eq(v, 0);
+	ck_assert_int_eq(query("before=9223372036854775807", "before", 1, INT64_MAX, &v, &res), 1);
+	ck_assert_int_eq(v, INT64_MAX);
+	static const char *const bad[] = {"limit=201", "limit=0",   "limit=01",  "limit=",
+	                                  "limit=-1",  "limit=1e2", "limit=%zz", "limit=1&limit=2"};
+	for (int i = 0; i < N(bad); i++) {
+		ck_assert_msg(query(bad[i], "limit", 1, 200, &v, &res) == -1, "%s", bad[i]);
+		expect_error(&res, 422, "validation_failed", "limit");
+		http_response_free(&res);
+	}
+	ck_assert_int_eq(query("before=0", "before", 1, INT64_MAX, &v, &res), -1);
+	expect_error(&res, 422, "validation_failed", "before");
+	http_response_free(&res);
+}
+END_TEST
+
+START_TEST(blank_is_white_space_only)
+{
+	ck_assert(field_is_blank("", 0));
+	ck_assert(field_is_blank(" \t\r\n", 4));
+	ck_assert(
+	    field_is_blank("\xc2\xa0\xe3\x80\x80\xe2\x80\xa8", 8)); /* NBSP, ideographic, LS */
+	ck_assert(!field_is_blank(" a ", 3));
+	/* Zero-width space is not White_Space: such a body is not blank. */
+	ck_assert(!field_is_blank("\xe2\x80\x8b", 3));
+	ck_assert(!field_is_blank("\xff", 1));
+}
+END_TEST
+
+START_TEST(idempotency_key_rules)
+{
+	struct request req = {0};
+	struct response res;
+	const char *key = "x";
+	char long_key[130];
+
+	http_response_init(&res);
+	ck_assert_int_eq(field_idempotency_key(&req, 128, &key, &res), 0);
+	ck_assert_ptr_null(key);
+	req.idempotency_key = "~ok key!";
+	ck_assert_int_eq(field_idempotency_key(&req, 128, &key, &res), 0);
+	ck_assert_str_eq(key, "~ok key!");
+	memset(long_key, 'k', 128);
+	long_key[128] = '\0';
+	req.idempotency_key = long_key;
+	ck_assert_int_eq(field_idempotency_key(&req, 128, &key, &res), 0);
+	long_key[128] = 'k';
+	long_key[129] = '\0';
+	static const char *const bad[] = {"", "tab\there", "del\x7f", "caf\xc3\xa9", NULL};
+	for (int i = 0; i < N(bad); i++) {
+		req.idempotency_key = bad[i] ? (char *)bad[i] : long_key;
+		ck_assert_int_eq(field_idempotency_key(&req, 128, &key, &res), -1);
+		expect_error(&res, 422, "validation_failed", "Idempotency-Key");
+		http_response_free(&res);
+		http_response_init(&res);
+	}
+	http_response_free(&res);
+}
+END_TEST
+
+static int email_list(const char *body, size_t max, struct json_object **out, struct response *res)
+{
+	struct json_object *o = parse(body);
+	int r;
+
+	http_response_init(res);
+	r = field_email_list(o, "members", max, out, res);
+	json_object_put(o);
+	return r;
+}
+
+START_TEST(email_list_rules)
+{
+	struct json_object *out;
+	struct response res;
+
+	ck_assert_int_eq(email_list("{}", 2, &out, &res), 0);
+	ck_assert_uint_eq(json_object_array_length(out), 0);
+	json_object_put(out);
+	ck_assert_int_eq(email_list("{\"members\":null}", 2, &out, &res), 0);
+	ck_assert_uint_eq(json_object_array_length(out), 0);
+	json_object_put(out);
+	ck_assert_int_eq(email_list("{\"members\":[\" B@X.io \",\"c@x.io\"]}", 2, &out, &res), 0);
+	ck_assert_str_eq(json_object_to_json_string(out), "[ \"b@x.io\", \"c@x.io\" ]");
+	json_object_put(out);
+
+	ck_assert_int_eq(
+	    email_list("{\"members\":[\"a@x.io\",\"b@x.io\",\"c@x.io\"]}", 2, &out, &res), -1);
+	ck_assert_ptr_null(out);
+	expect_error(&res, 422, "validation_failed", "members");
+	http_response_free(&res);
+	ck_assert_int_eq(email_list("{\"members\":\"a@x.io\"}", 2, &out, &res), -1);
+	expect_error(&res, 400, "bad_request", "members");
+	http_response_free(&res);
+	ck_assert_int_eq(email_list("{\"members\":[1]}", 2, &out, &res), -1);
+	expect_error(&res, 400, "bad_request", "members");
+	http_response_free(&res);
+	ck_assert_int_eq(email_list("{\"members\":[\"nobody\"]}", 2, &out, &res), -1);
+	expect_error(&res, 422, "validation_failed", "members");
+	http_response_free(&res);
+}
+END_TEST
+
 static Suite *fields_suite(void)
 {
 	Suite *s = suite_create("fields");
@@ -483,6 +609,10 @@ static Suite *fields_suite(void)
 	tcase_add_test(text, text_codepoint_bounds);
 	tcase_add_test(text, text_byte_bounds);
 	tcase_add_test(text, check_text_direct);
+	tcase_add_test(text, query_int_bounds);
+	tcase_add_test(text, blank_is_white_space_only);
+	tcase_add_test(text, idempotency_key_rules);
+	tcase_add_test(text, email_list_rules);
 	suite_add_tcase(s, text);
 
 	tcase_add_test(mail, email_lowercased);

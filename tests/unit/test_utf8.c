@@ -36,6 +36,24 @@ static const struct {
     {"a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z", 5},
 };
 
+/* Unicode White_Space, exactly: every listed code point and its neighbours. */
+START_TEST(white_space_is_the_unicode_property)
+{
+	static const unsigned ws[] = {0x09,   0x0A,   0x0B,   0x0C,   0x0D,   0x20,
+	                              0x85,   0xA0,   0x1680, 0x2000, 0x2005, 0x200A,
+	                              0x2028, 0x2029, 0x202F, 0x205F, 0x3000};
+	static const unsigned not_ws[] = {0x00,   0x08,   0x0E,   0x1F,   0x21,   0x7F,
+	                                  0x84,   0x86,   0x9F,   0xA1,   0x167F, 0x1681,
+	                                  0x1FFF, 0x200B, 0x2027, 0x202A, 0x202E, 0x2030,
+	                                  0x205E, 0x2060, 0x2FFF, 0x3001, 0xFEFF, 0x10FFFF};
+
+	for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+		ck_assert_msg(utf8_is_white_space(ws[i]), "U+%04X", ws[i]);
+	for (size_t i = 0; i < sizeof not_ws / sizeof not_ws[0]; i++)
+		ck_assert_msg(!utf8_is_white_space(not_ws[i]), "U+%04X", not_ws[i]);
+}
+END_TEST
+
 START_TEST(utf8_valid)
 {
 	size_t count = 12345;
@@ -132,6 +150,7 @@ static Suite *utf8_suite(void)
 	suite_add_tcase(s, strict);
 	tcase_add_test(lenient, chars_counts_lead_bytes);
 	tcase_add_test(lenient, prefix_never_splits_a_character);
+	tcase_add_test(lenient, white_space_is_the_unicode_property);
 	suite_add_tcase(s, lenient);
 	return s;
 }
