@@ -110,6 +110,23 @@ START_TEST(counters_are_rendered)
 }
 END_TEST
 
+/* Prometheus buckets are "less than or equal": exactly 1 ms is in le=0.001,
+ * one microsecond more is not. */
+START_TEST(bucket_bounds_are_inclusive)
+{
+	char *text;
+
+	metrics_record(w.metrics, 1, 200, 1000000);
+	metrics_record(w.metrics, 1, 200, 1001000);
+	text = render();
+	ck_assert_ptr_nonnull(strstr(
+	    text, "chat_http_request_duration_seconds_bucket{route=\"readyz\",le=\"0.001\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(
+	    text, "chat_http_request_duration_seconds_bucket{route=\"readyz\",le=\"0.0025\"} 2\n"));
+	free(text);
+}
+END_TEST
+
 START_TEST(another_layout_is_refused)
 {
 	struct metrics_shm *m;
@@ -156,6 +173,7 @@ static Suite *metrics_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, counters_are_rendered);
+	tcase_add_test(tc, bucket_bounds_are_inclusive);
 	tcase_add_test(tc, another_layout_is_refused);
 	tcase_add_test(tc, only_allowed_clients_see_it);
 	suite_add_tcase(s, tc);

@@ -147,6 +147,18 @@ START_TEST(unsafe_or_unpublished_segments_are_refused)
 	ck_assert_int_eq(seg_open(name, &layout, 32, true, &s, err, sizeof err), -1);
 	ck_assert_ptr_nonnull(strstr(err, "never initialised"));
 	ck_assert_int_eq(seg_unlink(name, err, sizeof err), 0);
+	/* Published by something else: another magic number. */
+	fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, (off_t)(HEADER_SIZE + 32 * 8)), 0);
+	{
+		struct seg_prefix foreign = {.magic = 0x4141414141414141ull};
+		ck_assert_int_eq(pwrite(fd, &foreign, sizeof foreign, 0), (ssize_t)sizeof foreign);
+	}
+	close(fd);
+	ck_assert_int_eq(seg_open(name, &layout, 32, true, &s, err, sizeof err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "is not a chat-fcgi rate-limit table"));
+	ck_assert_int_eq(seg_unlink(name, err, sizeof err), 0);
 	/* A creator whose init fails leaves no segment behind. */
 	failing.init = init_fails;
 	ck_assert_int_eq(seg_open(name, &failing, 32, true, &s, err, sizeof err), -1);
