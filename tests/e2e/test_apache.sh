@@ -129,7 +129,7 @@ apache_conf() {
 		-e "s|^Define CHAT_MAX_BODY .*|Define CHAT_MAX_BODY $max_body|" \
 		-e "s|^Define CHAT_MAX_REQUEST .*|Define CHAT_MAX_REQUEST $((2 * max_body))|" \
 		-e "s|^Define CHAT_LIBPCRE1 .*|Define CHAT_LIBPCRE1 $LIBPCRE1|" \
-		-e "s|^#QS_SrvMaxConnExcludeIP 127.0.0.1\$|QS_SrvMaxConnExcludeIP 127.0.0.1|" \
+		-e "s|^Define CHAT_CONN_EXEMPT .*|Define CHAT_CONN_EXEMPT 127.0.0.1|" \
 		"$TEMPLATE" |
 		SECRET_KEY_FILE=$AP/secrets/secret_key POSTGRES_PASSWORD_FILE=$AP/secrets/pg_app_password \
 			GNUTLS_NO_IMPLICIT_INIT=1 \
