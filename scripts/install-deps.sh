@@ -35,3 +35,10 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 	trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# libapache2-mod-qos enables itself in the system's /etc/apache2, where on
+# Debian 12 it cannot even load (it wants PCRE1, Apache links PCRE2): the
+# system Apache would refuse to start.  Our template loads it itself
+# (deploy/apache/chat-fcgi.conf), so undo the package's enabling.
+if [[ " ${missing[*]} " == *" libapache2-mod-qos "* ]] && [ -e /etc/apache2/mods-enabled/qos.load ]; then
+	$SUDO a2dismod -q qos >/dev/null || true
+fi
