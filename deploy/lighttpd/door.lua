@@ -1,6 +1,6 @@
 -- chat-fcgi's door: lighttpd's own answers in the API's error envelope, and
 -- a cap on concurrent requests per client address (mod_magnet, Lua 5.4,
--- lighttpd 1.4.69).  lighttpd.conf runs this one file at three points:
+-- lighttpd 1.4.69).  lighttpd.conf runs this one file at two points:
 --
 --   magnet.attract-raw-url-to       every request whose headers parsed:
 --       (a) the internal re-run lighttpd makes for an error of its own
@@ -28,7 +28,8 @@ local DEFAULT_MAX_BODY = 65536
 local DEFAULT_PER_ADDR = 64
 
 -- status -> error code, detail.  The codes and details are the contract's
--- (docs in openapi.yaml's x-server-responses); they never echo the request.
+-- (openapi.yaml's x-server-responses and the Error schema's codes); they
+-- never echo the request.  Another status gets bad_request or internal.
 local TABLE = {
 	[400] = { "bad_request", "malformed HTTP request" },
 	[403] = { "forbidden", "forbidden" },
@@ -38,8 +39,6 @@ local TABLE = {
 	[411] = { "length_required", "a POST needs Content-Length or Transfer-Encoding here" },
 	[413] = { "payload_too_large", nil }, -- detail built with max_bytes
 	[414] = { "uri_too_long", "request target too long" },
-	[416] = { "range_not_satisfiable", "range not satisfiable" },
-	[417] = { "expectation_failed", "expectation not supported" },
 	[431] = { "header_fields_too_large", "request header fields too large" },
 	[500] = { "internal", "internal error" },
 	[501] = { "not_implemented", "method not supported" },
