@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
 	build-essential autoconf automake libtool pkg-config
 	libfcgi-dev libpq-dev libjson-c-dev libscrypt-dev check libssl-dev libseccomp-dev
-	lighttpd postgresql postgresql-contrib openssl curl jq ca-certificates
+	lighttpd lighttpd-modules-lua postgresql postgresql-contrib openssl curl jq ca-certificates
 	apache2 libapache2-mod-fcgid libapache2-mod-qos
 	clang-format cppcheck valgrind wrk
 	clang libclang-rt-14-dev llvm

@@ -154,6 +154,8 @@ stack_migrate() {
 
 # stack_lighttpd_conf BUILDDIR PORT WORKERS: the top-level template with our
 # var.* values (and no user switch: workers run as whoever runs lighttpd).
+# MAX_BODY_BYTES and STACK_PER_ADDR, when set, become var.chat_max_body and
+# var.chat_per_addr.
 stack_lighttpd_conf() {
 	local build=$1 port=$2 workers=$3
 	mkdir -p "$STACK_DIR/run"
@@ -164,6 +166,9 @@ stack_lighttpd_conf() {
 		-e "s|^var.chat_user .*|var.chat_user    = \"\"|" \
 		-e "s|^var.chat_web .*|var.chat_web     = \"$STACK_SRCDIR/web\"|" \
 		-e "s|^var.chat_openapi .*|var.chat_openapi = \"$STACK_SRCDIR/openapi.yaml\"|" \
+		-e "s|^var.chat_door .*|var.chat_door    = \"$STACK_SRCDIR/deploy/lighttpd/door.lua\"|" \
+		-e "s|^var.chat_max_body .*|var.chat_max_body = ${MAX_BODY_BYTES:-65536}|" \
+		-e "s|^var.chat_per_addr .*|var.chat_per_addr = ${STACK_PER_ADDR:-64}|" \
 		"$STACK_SRCDIR/lighttpd.conf" >"$STACK_DIR/lighttpd.conf"
 	lighttpd -tt -f "$STACK_DIR/lighttpd.conf" >/dev/null
 }
