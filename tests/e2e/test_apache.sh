@@ -585,7 +585,7 @@ chmod 000 "$AP/secrets/secret_key"
 apache_start 1
 req GET /healthz -H 'X-Request-ID: no-worker.1'
 check_envelope "no worker can start (its secret unreadable): mod_fcgid's 500 internal envelope" 500 internal no-worker.1
-check "... the worker said why, in one line" grep -q '"event":"config","msg":"SECRET_KEY_FILE: ' "$APACHE_LOG"
+check "... the worker said why, in one line" grep -q '"event":"config_rejected","security":true,"msg":"SECRET_KEY_FILE: ' "$APACHE_LOG"
 apache_stop
 chmod 600 "$AP/secrets/secret_key"
 
