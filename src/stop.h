@@ -1,0 +1,49 @@
+/*
+ * stop: when a worker leaves.  It leaves when it is asked to (SIGTERM or
+ * SIGINT: the web server's stop, or Ctrl-C reaching the whole process
+ * group), or when the web server that started it is gone; never in the
+ * middle of a request.
+ *
+ * The stop signals are blocked for the whole life of the worker except
+ * inside stop_wait(), the idle wait for the next connection (ppoll(2)
+ * unblocks them atomically).  So a request in flight is never interrupted
+ * (no EINTR reaches libpq or libfcgi), and a signal that arrives at any
+ * other moment, during start-up or a request, stays pending and ends the
+ * next wait at once: there is no window in which a worker could miss its
+ * stop and block in accept() for good.  While idle, the wait wakes once a
+ * second to check that its parent is still the one that started it;
+ * PR_SET_PDEATHSIG also turns the parent's death into a SIGTERM.
+ */
+#ifndef CHAT_STOP_H
+#define CHAT_STOP_H
+
+/* How often an idle worker checks its parent, in milliseconds. */
+#define STOP_CHECK_MS 1000
+/*
+ * After a stop, connections already queued on the listening socket are
+ * still served (the web server sent them before it stopped, or while it
+ * finishes gracefully), for at most this long; then the worker leaves.
+ */
+#define STOP_DRAIN_MS 2000
+
+/*
+ * First thing in main(): block SIGTERM and SIGINT, install their handler
+ * (no SA_RESTART), and, when the parent is not init (a web server that
+ * spawned us, not a daemonising spawn-fcgi), remember it and ask the kernel
+ * for SIGTERM when it dies.  Returns 0, or -1 with errno set.
+ */
+int stop_init(void);
+
+enum stop_wait {
+	STOP_WAIT_READY, /* a connection is waiting on fd: accept it */
+	STOP_WAIT_LEAVE  /* stop: nothing (more) to serve */
+};
+
+/* Wait until fd is readable or it is time to leave (see above). */
+enum stop_wait stop_wait(int fd);
+
+/* Why the worker is leaving, for its last log line: "SIGTERM", "SIGINT",
+ * "parent gone", or NULL when no stop was requested. */
+const char *stop_reason(void);
+
+#endif
