@@ -256,10 +256,17 @@ stack_lighttpd_start() {
 # worker leaves on its own); whatever is left after that is killed and
 # named on stderr, so that one test's workers never outlive it.
 stack_lighttpd_stop() {
-	[ -n "${LIGHTTPD_PID:-}" ] || return 0
-	kill "$LIGHTTPD_PID" 2>/dev/null || true
-	wait "$LIGHTTPD_PID" 2>/dev/null || true
-	LIGHTTPD_PID=
+	if [ -n "${LIGHTTPD_PID:-}" ]; then
+		kill "$LIGHTTPD_PID" 2>/dev/null || true
+		wait "$LIGHTTPD_PID" 2>/dev/null || true
+		LIGHTTPD_PID=
+	fi
+	stack_workers_gone
+}
+
+# Wait up to 5 s for every process of this stack's chat-fcgi to end; kill
+# and name what is left.
+stack_workers_gone() {
 	local left
 	for _ in $(seq 1 50); do
 		left=$(stack_chat_pids)

@@ -127,14 +127,14 @@ enum stop_wait stop_wait(int fd)
 
 const char *stop_reason(void)
 {
-	if (parent_lost || (parent && getppid() != parent))
-		return "parent gone";
+	bool orphan = parent_lost || (parent && getppid() != parent);
+
 	switch (stop_signal) {
 	case 0:
-		return NULL;
+		return orphan ? "parent gone" : NULL;
 	case SIGINT:
-		return "SIGINT";
-	default:
-		return "SIGTERM";
+		return orphan ? "SIGINT, parent gone" : "SIGINT";
+	default: /* PR_SET_PDEATHSIG sends SIGTERM too */
+		return orphan ? "SIGTERM, parent gone" : "SIGTERM";
 	}
 }

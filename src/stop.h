@@ -42,8 +42,9 @@ enum stop_wait {
 /* Wait until fd is readable or it is time to leave (see above). */
 enum stop_wait stop_wait(int fd);
 
-/* Why the worker is leaving, for its last log line: "SIGTERM", "SIGINT",
- * "parent gone", or NULL when no stop was requested. */
+/* Why the worker is leaving, for its last log line: "SIGTERM" or "SIGINT",
+ * with ", parent gone" when orphaned too, "parent gone" alone, or NULL
+ * when no stop was requested. */
 const char *stop_reason(void);
 
 #endif

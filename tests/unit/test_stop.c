@@ -228,7 +228,7 @@ START_TEST(orphan_leaves_by_itself)
 				leave(SETUP_FAILED);
 			if (stop_wait(p[0]) != STOP_WAIT_LEAVE)
 				leave(WRONG_RESULT);
-			leave(check_reason("parent gone"));
+			leave(check_reason("SIGTERM, parent gone"));
 		}
 		pause(); /* until killed */
 		leave(SETUP_FAILED);
