@@ -71,8 +71,8 @@ static int serve_until_stopped(struct worker *w)
 	int flags = fcntl(LISTEN_FD, F_GETFL);
 
 	if (flags < 0 || fcntl(LISTEN_FD, F_SETFL, flags | O_NONBLOCK) < 0) {
-		log_event(LOG_LEVEL_ERROR, "start", "cannot make the FastCGI socket non-blocking: %s",
-		          strerror(errno));
+		log_event(LOG_LEVEL_ERROR, "start",
+		          "cannot make the FastCGI socket non-blocking: %s", strerror(errno));
 		return 1;
 	}
 	FCGX_InitRequest(&fr, LISTEN_FD, 0);

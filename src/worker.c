@@ -32,9 +32,9 @@ int worker_check_user(enum app_mode mode, uid_t uid, uid_t euid, char *why, size
 	         "running as root (uid %u, euid %u)%s: run the workers as an unprivileged user "
 	         "(lighttpd server.username, Apache User, systemd User=)",
 	         (unsigned)uid, (unsigned)euid,
-	         mode == APP_MODE_DEV ? ", allowed in APP_MODE=DEV only"
-	                              : mode == APP_MODE_PROD ? ", refused in APP_MODE=PROD"
-	                                                      : ", refused in APP_MODE=TEST");
+	         mode == APP_MODE_DEV    ? ", allowed in APP_MODE=DEV only"
+	         : mode == APP_MODE_PROD ? ", refused in APP_MODE=PROD"
+	                                 : ", refused in APP_MODE=TEST");
 	return mode == APP_MODE_DEV ? 1 : -1;
 }
 
