@@ -45,6 +45,7 @@ fi
 # then its workers (they leave by themselves: stop.h; any still there
 # after 5 s are killed and named), then PostgreSQL.
 dev_stop() {
+	set +e # clean up all the way, whatever fails
 	if [ -n "${LIGHTTPD_PID:-}" ] && kill -0 "$LIGHTTPD_PID" 2>/dev/null; then
 		kill -INT "$LIGHTTPD_PID" 2>/dev/null || true
 		wait "$LIGHTTPD_PID" 2>/dev/null || true

@@ -287,6 +287,7 @@ stack_worker_pids() {
 # (orphans included): by /proc/PID/exe, not by name.
 stack_chat_pids() {
 	local exe=$STACK_DIR/bin/chat-fcgi
-	find /proc -mindepth 2 -maxdepth 2 -name exe \( -lname "$exe" -o -lname "$exe (deleted)" \) \
-		2>/dev/null | cut -d/ -f3
+	# find fails on processes that end while it looks: not an error here.
+	{ find /proc -mindepth 2 -maxdepth 2 -name exe \( -lname "$exe" -o -lname "$exe (deleted)" \) \
+		2>/dev/null || true; } | cut -d/ -f3
 }
