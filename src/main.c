@@ -167,6 +167,7 @@ int main(int argc, char **argv)
 	status = worker_open(&w);
 	if (status != 0)
 		return status;
+	stop_watch_socket(LISTEN_FD);
 	status = confine(&w, &confined);
 	if (status != 0) {
 		worker_close(&w);

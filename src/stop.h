@@ -10,9 +10,13 @@
  * (no EINTR reaches libpq or libfcgi), and a signal that arrives at any
  * other moment, during start-up or a request, stays pending and ends the
  * next wait at once: there is no window in which a worker could miss its
- * stop and block in accept() for good.  While idle, the wait wakes once a
- * second to check that its parent is still the one that started it;
- * PR_SET_PDEATHSIG also turns the parent's death into a SIGTERM.
+ * stop and block in accept() for good.
+ *
+ * A worker whose web server is gone leaves by itself: PR_SET_PDEATHSIG
+ * turns its parent's death into a SIGTERM, and while idle the wait wakes
+ * once a second to check that its parent is still the one that started it
+ * and that its socket's path still names its socket (the web server
+ * unlinks it as it exits).
  */
 #ifndef CHAT_STOP_H
 #define CHAT_STOP_H
@@ -34,6 +38,13 @@
  */
 int stop_init(void);
 
+/*
+ * Also watch the listening socket fd: when it is a Unix socket bound to an
+ * absolute path (lighttpd, mod_fcgid, spawn-fcgi -s), leave once that path
+ * is gone or names another file.  Call before the first wait.
+ */
+void stop_watch_socket(int fd);
+
 enum stop_wait {
 	STOP_WAIT_READY, /* a connection is waiting on fd: accept it */
 	STOP_WAIT_LEAVE  /* stop: nothing (more) to serve */
@@ -43,8 +54,8 @@ enum stop_wait {
 enum stop_wait stop_wait(int fd);
 
 /* Why the worker is leaving, for its last log line: "SIGTERM" or "SIGINT",
- * with ", parent gone" when orphaned too, "parent gone" alone, or NULL
- * when no stop was requested. */
+ * then ", parent gone" or ", socket gone" when the web server is gone too
+ * (or that alone), or NULL when no stop was requested. */
 const char *stop_reason(void);
 
 #endif

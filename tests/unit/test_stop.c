@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -260,6 +262,109 @@ START_TEST(orphan_leaves_by_itself)
 }
 END_TEST
 
+/* The web server is gone and its SIGTERM was lost, and the worker's parent
+ * was init from the start: the socket path it unlinked tells.  Also a path
+ * that now names another socket (a new web server). */
+static void socket_case(bool replace)
+{
+	char dir[] = "/tmp/chat-stop-XXXXXX", path[64];
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, again, ready[2];
+	pid_t pid;
+	char c;
+	uint64_t t0;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/sock", dir);
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	ck_assert_int_eq(listen(fd, 4), 0);
+	ck_assert_int_eq(pipe(ready), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (stop_init() != 0)
+			leave(SETUP_FAILED);
+		stop_watch_socket(fd);
+		if (confine() != 0 || write(ready[1], "r", 1) != 1)
+			leave(SETUP_FAILED);
+		if (stop_wait(fd) != STOP_WAIT_LEAVE)
+			leave(WRONG_RESULT);
+		leave(check_reason("socket gone"));
+	}
+	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	t0 = util_now_ns();
+	ck_assert_int_eq(unlink(path), 0);
+	again = -1;
+	if (replace) {
+		again = socket(AF_UNIX, SOCK_STREAM, 0);
+		ck_assert_int_eq(bind(again, (struct sockaddr *)&sa, sizeof sa), 0);
+	}
+	expect_exit(wait_child(pid, 5), OK, replace ? "socket replaced" : "socket unlinked");
+	ck_assert_msg(util_now_ns() - t0 < (uint64_t)STOP_CHECK_MS * 1000000u * 2,
+	              "the worker left %llu ms after its socket went",
+	              (unsigned long long)((util_now_ns() - t0) / 1000000u));
+	if (again >= 0)
+		close(again);
+	close(fd);
+	unlink(path);
+	rmdir(dir);
+	close(ready[0]);
+	close(ready[1]);
+}
+
+START_TEST(socket_unlinked_leaves)
+{
+	socket_case(false);
+}
+END_TEST
+
+START_TEST(socket_replaced_leaves)
+{
+	socket_case(true);
+}
+END_TEST
+
+/* A worker serving normally stays: a second of idling is not a stop. */
+START_TEST(idle_is_not_a_stop)
+{
+	char dir[] = "/tmp/chat-stop-XXXXXX", path[64];
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, client;
+	pid_t pid;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/sock", dir);
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	ck_assert_int_eq(listen(fd, 4), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (stop_init() != 0)
+			leave(SETUP_FAILED);
+		stop_watch_socket(fd);
+		if (confine() != 0)
+			leave(SETUP_FAILED);
+		/* Idle for over two periodic checks, then a connection. */
+		if (stop_wait(fd) != STOP_WAIT_READY || stop_reason() != NULL)
+			leave(WRONG_RESULT);
+		leave(OK);
+	}
+	usleep(STOP_CHECK_MS * 2500);
+	client = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_eq(connect(client, (struct sockaddr *)&sa, sizeof sa), 0);
+	expect_exit(wait_child(pid, 5), OK, "idle, then a connection");
+	close(client);
+	close(fd);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
 static Suite *stop_suite(void)
 {
 	Suite *s = suite_create("stop");
@@ -271,6 +376,9 @@ static Suite *stop_suite(void)
 	tcase_add_test(tc, queued_work_is_served_after_stop);
 	tcase_add_test(tc, draining_is_bounded);
 	tcase_add_test(tc, orphan_leaves_by_itself);
+	tcase_add_test(tc, socket_unlinked_leaves);
+	tcase_add_test(tc, socket_replaced_leaves);
+	tcase_add_test(tc, idle_is_not_a_stop);
 	suite_add_tcase(s, tc);
 	return s;
 }
