@@ -69,6 +69,7 @@ static int serve_until_stopped(struct worker *w)
 {
 	FCGX_Request fr;
 	int flags = fcntl(LISTEN_FD, F_GETFL);
+	const char *reason;
 
 	if (flags < 0 || fcntl(LISTEN_FD, F_SETFL, flags | O_NONBLOCK) < 0) {
 		log_event(LOG_LEVEL_ERROR, "start",
@@ -89,8 +90,8 @@ static int serve_until_stopped(struct worker *w)
 			close_at_once_if_drained(&fr);
 		FCGX_Finish_r(&fr);
 	}
-	log_event(LOG_LEVEL_INFO, "stop", "worker stopping (%s)",
-	          stop_reason() ? stop_reason() : "no reason");
+	reason = stop_reason();
+	log_event(LOG_LEVEL_INFO, "stop", "worker stopping (%s)", reason ? reason : "no reason");
 	return 0;
 }
 

@@ -58,9 +58,12 @@ int stop_init(void)
 	struct sigaction sa;
 	sigset_t stops, old;
 
+	/* SIGUSR1 too: libfcgi's own graceful stop (FCGX_Init installs its
+	 * handler only where it finds none, and ours is first). */
 	sigemptyset(&stops);
 	sigaddset(&stops, SIGTERM);
 	sigaddset(&stops, SIGINT);
+	sigaddset(&stops, SIGUSR1);
 	/* Blocked first: a signal that comes before the handler is installed
 	 * stays pending instead of killing a half-started worker. */
 	if (sigprocmask(SIG_BLOCK, &stops, &old) != 0)
@@ -68,11 +71,13 @@ int stop_init(void)
 	wait_mask = old;
 	sigdelset(&wait_mask, SIGTERM);
 	sigdelset(&wait_mask, SIGINT);
+	sigdelset(&wait_mask, SIGUSR1);
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_stop;
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = 0; /* no SA_RESTART: the wait returns at once */
-	if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+	if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0 ||
+	    sigaction(SIGUSR1, &sa, NULL) != 0)
 		return -1;
 
 	/* A parent of 1 is init: spawn-fcgi forks the workers and exits (or
@@ -160,6 +165,8 @@ static bool must_leave(void)
 			stop_signal = SIGTERM;
 		else if (sigismember(&pending, SIGINT) == 1)
 			stop_signal = SIGINT;
+		else if (sigismember(&pending, SIGUSR1) == 1)
+			stop_signal = SIGUSR1;
 	}
 	return stop_signal != 0 || parent_lost || socket_lost;
 }
@@ -202,7 +209,10 @@ enum stop_wait stop_wait(int fd)
 const char *stop_reason(void)
 {
 	static char reason[64];
-	const char *sig = stop_signal == SIGINT ? "SIGINT" : stop_signal ? "SIGTERM" : NULL;
+	const char *sig = stop_signal == SIGINT    ? "SIGINT"
+	                  : stop_signal == SIGUSR1 ? "SIGUSR1"
+	                  : stop_signal            ? "SIGTERM"
+	                                           : NULL;
 	const char *gone;
 
 	check_web_server(); /* PR_SET_PDEATHSIG sends SIGTERM: say why */

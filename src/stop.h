@@ -1,8 +1,8 @@
 /*
  * stop: when a worker leaves.  It leaves when it is asked to (SIGTERM or
  * SIGINT: the web server's stop, or Ctrl-C reaching the whole process
- * group), or when the web server that started it is gone; never in the
- * middle of a request.
+ * group; SIGUSR1, libfcgi's graceful stop), or when the web server that
+ * started it is gone; never in the middle of a request.
  *
  * The stop signals are blocked for the whole life of the worker except
  * inside stop_wait(), the idle wait for the next connection (ppoll(2)
@@ -21,7 +21,7 @@
 #ifndef CHAT_STOP_H
 #define CHAT_STOP_H
 
-/* How often an idle worker checks its parent, in milliseconds. */
+/* How often an idle worker checks its web server, in milliseconds. */
 #define STOP_CHECK_MS 1000
 /*
  * After a stop, connections already queued on the listening socket are
@@ -31,10 +31,10 @@
 #define STOP_DRAIN_MS 2000
 
 /*
- * First thing in main(): block SIGTERM and SIGINT, install their handler
- * (no SA_RESTART), and, when the parent is not init (a web server that
- * spawned us, not a daemonising spawn-fcgi), remember it and ask the kernel
- * for SIGTERM when it dies.  Returns 0, or -1 with errno set.
+ * First thing in main(): block SIGTERM, SIGINT and SIGUSR1, install their
+ * handler (no SA_RESTART), and, when the parent is not init (a web server
+ * that spawned us, not a daemonising spawn-fcgi), remember it and ask the
+ * kernel for SIGTERM when it dies.  Returns 0, or -1 with errno set.
  */
 int stop_init(void);
 
@@ -53,7 +53,7 @@ enum stop_wait {
 /* Wait until fd is readable or it is time to leave (see above). */
 enum stop_wait stop_wait(int fd);
 
-/* Why the worker is leaving, for its last log line: "SIGTERM" or "SIGINT",
+/* Why the worker is leaving, for its last log line: the signal's name,
  * then ", parent gone" or ", socket gone" when the web server is gone too
  * (or that alone), or NULL when no stop was requested. */
 const char *stop_reason(void);

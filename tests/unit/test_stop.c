@@ -112,6 +112,28 @@ START_TEST(signal_during_start_up_is_kept)
 }
 END_TEST
 
+/* SIGUSR1, libfcgi's graceful stop, is one too. */
+START_TEST(sigusr1_is_a_stop)
+{
+	int p[2];
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(p), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (stop_init() != 0 || raise(SIGUSR1) != 0 || confine() != 0)
+			leave(SETUP_FAILED);
+		if (stop_wait(p[0]) != STOP_WAIT_LEAVE)
+			leave(WRONG_RESULT);
+		leave(check_reason("SIGUSR1"));
+	}
+	expect_exit(wait_child(pid, 5), OK, "SIGUSR1");
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
 /* Idle in the wait: SIGINT (Ctrl-C on the process group) ends it at once,
  * not at the next periodic check. */
 START_TEST(signal_while_idle_ends_the_wait)
@@ -373,6 +395,7 @@ static Suite *stop_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, signal_during_start_up_is_kept);
 	tcase_add_test(tc, signal_while_idle_ends_the_wait);
+	tcase_add_test(tc, sigusr1_is_a_stop);
 	tcase_add_test(tc, queued_work_is_served_after_stop);
 	tcase_add_test(tc, draining_is_bounded);
 	tcase_add_test(tc, orphan_leaves_by_itself);
