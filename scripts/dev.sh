@@ -2,7 +2,14 @@
 # One command for a development stack on a fresh Debian machine:
 # install what is missing, build, start PostgreSQL with TLS (generated CA,
 # verify-full), apply migrations, then run lighttpd with 4 chat-fcgi workers
-# on http://127.0.0.1:8080 in the foreground.  Ctrl-C stops everything.
+# on http://127.0.0.1:8080 in the foreground.  Ctrl-C stops everything:
+# lighttpd stops gracefully (requests in flight get their answers), every
+# worker leaves, then PostgreSQL stops; nothing is left running.  A second
+# Ctrl-C makes lighttpd stop at once.  SIGTERM or SIGHUP to this script do
+# the same as one Ctrl-C.
+#
+# As root, lighttpd switches to the unprivileged user chat-fcgi (created
+# when missing) before it spawns the workers: they never run as root.
 #
 # State (database, certificates, secrets) persists between runs in
 # $CHAT_DEV_DIR: .dev/ in the tree, or /var/tmp/chat-fcgi-dev as root
@@ -34,15 +41,41 @@ else
 	stack_pg_init
 	echo "$PG_PORT" >"$STACK_DIR/pg_port"
 fi
-trap stack_pg_stop EXIT
+# Whatever ends this script (Ctrl-C, SIGTERM, an error): lighttpd gone,
+# then its workers (they leave by themselves: stop.h; any still there
+# after 5 s are killed and named), then PostgreSQL.
+dev_stop() {
+	set +e # clean up all the way, whatever fails
+	if [ -n "${LIGHTTPD_PID:-}" ] && kill -0 "$LIGHTTPD_PID" 2>/dev/null; then
+		kill -INT "$LIGHTTPD_PID" 2>/dev/null || true
+		wait "$LIGHTTPD_PID" 2>/dev/null || true
+	fi
+	LIGHTTPD_PID=
+	stack_workers_gone
+	stack_pg_stop
+	echo "chat-fcgi: stopped (lighttpd, workers, PostgreSQL)" >&2
+}
+trap dev_stop EXIT
 stack_migrate "$top/_build"
 
 APP_MODE=DEV
 stack_env chat_app
 export LOG_LEVEL=${LOG_LEVEL:-info}
-# A segment per user: one made by root's dev stack is not ours to open.
-export RATE_LIMIT_SHM=${RATE_LIMIT_SHM:-/chat-fcgi-dev-$(id -u)}
+# A segment per workers' user: one made by another user is not theirs to
+# open (as root, the workers run as chat-fcgi).
+export RATE_LIMIT_SHM=${RATE_LIMIT_SHM:-/chat-fcgi-dev-$(id -u "$(stack_worker_user)")}
 port=${CHAT_PORT:-8080}
 stack_lighttpd_conf "$top/_build" "$port" "${CHAT_WORKERS:-4}"
-echo "chat-fcgi: http://127.0.0.1:$port  (PostgreSQL on 127.0.0.1:$PG_PORT, TLS verify-full; state in $STACK_DIR)" >&2
-lighttpd -D -f "$STACK_DIR/lighttpd.conf"
+echo "chat-fcgi: http://127.0.0.1:$port  (PostgreSQL on 127.0.0.1:$PG_PORT, TLS verify-full; state in $STACK_DIR; workers run as $(stack_worker_user))" >&2
+# In the background, so that this shell can wait for it and still act on
+# signals.  Ctrl-C reaches lighttpd directly (same process group): its
+# SIGINT is a graceful stop, and a second one an immediate stop, so this
+# shell does not forward SIGINT; SIGTERM and SIGHUP sent to this script
+# alone become a graceful stop.
+lighttpd -D -f "$STACK_DIR/lighttpd.conf" &
+LIGHTTPD_PID=$!
+trap ':' INT
+trap 'kill -INT "$LIGHTTPD_PID" 2>/dev/null || true' TERM HUP
+while kill -0 "$LIGHTTPD_PID" 2>/dev/null; do
+	wait "$LIGHTTPD_PID" || true
+done

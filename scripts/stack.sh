@@ -152,21 +152,95 @@ stack_migrate() {
 		-d chat -v worker=chat_app -f - <"$STACK_SRCDIR/scripts/grant-worker-role.sql" >/dev/null
 }
 
+# The workers' user when the stack runs as root: lighttpd starts as root,
+# binds its port, then switches to this user (server.username) before it
+# spawns a single worker, so no worker ever runs as root (a worker in
+# APP_MODE TEST or PROD refuses to: exit status 78).  A system user with no
+# home and no shell, created when missing; in /etc/passwd, as the workers
+# need (README, "Worker confinement").  Run as anyone else, the stack's
+# lighttpd and workers run as that user.
+STACK_USER=${STACK_USER:-chat-fcgi}
+
+# The user the workers run as.
+stack_worker_user() {
+	if [ "$(id -u)" -eq 0 ]; then echo "$STACK_USER"; else id -un; fi
+}
+
+stack_service_user() {
+	[ "$(id -u)" -eq 0 ] || return 0
+	for _ in $(seq 1 25); do
+		id -u "$STACK_USER" >/dev/null 2>&1 && return 0
+		useradd --system --user-group --no-create-home --home-dir /nonexistent \
+			--shell /usr/sbin/nologin "$STACK_USER" 2>/dev/null && return 0
+		sleep 0.2 # another stack creating it right now holds the passwd lock
+	done
+	echo "stack: cannot create the workers' user $STACK_USER" >&2
+	return 1
+}
+
+# stack_worker_files BUILDDIR: what the workers, and lighttpd after its
+# switch to the workers' user, must reach, made reachable without handing
+# the tree to that user (a checkout under /root is mode 0700):
+#   - their own copy of the binary, $STACK_DIR/bin/chat-fcgi (renamed
+#     into place, so workers still running keep their file); the copy also
+#     tells this stack's workers from any other chat-fcgi (/proc/PID/exe);
+#   - the socket directory, $STACK_DIR/run, theirs to create sockets in;
+#   - as root, the static files (copied) and the secrets the workers read,
+#     by group (0640, directory 0750): never world-readable.  The
+#     database owner's password stays root's alone (0600).
+stack_worker_files() {
+	local build=$1 user f
+	user=$(stack_worker_user)
+	mkdir -p "$STACK_DIR/bin" "$STACK_DIR/run" || return 1
+	chmod 755 "$STACK_DIR" "$STACK_DIR/bin"
+	cp "$build/chat-fcgi" "$STACK_DIR/bin/.chat-fcgi.new" &&
+		chmod 755 "$STACK_DIR/bin/.chat-fcgi.new" &&
+		mv -f "$STACK_DIR/bin/.chat-fcgi.new" "$STACK_DIR/bin/chat-fcgi" || return 1
+	STACK_WEB=$STACK_SRCDIR/web STACK_OPENAPI=$STACK_SRCDIR/openapi.yaml
+	STACK_DOOR=$STACK_SRCDIR/deploy/lighttpd/door.lua
+	[ "$(id -u)" -eq 0 ] || return 0
+	stack_service_user || return 1
+	chown "$user:" "$STACK_DIR/run" && chmod 750 "$STACK_DIR/run"
+	rm -rf "$STACK_DIR/web" && cp -R "$STACK_SRCDIR/web" "$STACK_DIR/web" &&
+		cp "$STACK_SRCDIR/openapi.yaml" "$STACK_DIR/openapi.yaml" &&
+		cp "$STACK_SRCDIR/deploy/lighttpd/door.lua" "$STACK_DIR/door.lua" &&
+		chmod -R a+rX "$STACK_DIR/web" "$STACK_DIR/openapi.yaml" "$STACK_DIR/door.lua" || return 1
+	STACK_WEB=$STACK_DIR/web STACK_OPENAPI=$STACK_DIR/openapi.yaml STACK_DOOR=$STACK_DIR/door.lua
+	if [ -d "$STACK_DIR/secrets" ]; then
+		chgrp "$user" "$STACK_DIR/secrets" && chmod 750 "$STACK_DIR/secrets"
+		for f in "$STACK_DIR"/secrets/*; do
+			[ -f "$f" ] || continue
+			case ${f##*/} in
+			pg_owner_password) chown root: "$f" && chmod 600 "$f" ;;
+			*) chgrp "$user" "$f" && chmod 640 "$f" ;;
+			esac
+		done
+	fi
+	runuser -u "$user" -- test -x "$STACK_DIR/bin/chat-fcgi" -a -w "$STACK_DIR/run" \
+		-a -r "$STACK_WEB/index.html" -a -r "$STACK_DOOR" ${SECRET_KEY_FILE:+-a -r "$SECRET_KEY_FILE"} \
+		${POSTGRES_PASSWORD_FILE:+-a -r "$POSTGRES_PASSWORD_FILE"} \
+		${POSTGRES_SSLROOTCERT:+-a -r "$POSTGRES_SSLROOTCERT"} || {
+		echo "stack: user $user cannot reach the files under $STACK_DIR (every directory above it must be searchable by all: set TMPDIR)" >&2
+		return 1
+	}
+}
+
 # stack_lighttpd_conf BUILDDIR PORT WORKERS: the top-level template with our
-# var.* values (and no user switch: workers run as whoever runs lighttpd).
+# var.* values; as root, lighttpd switches to the workers' user.
 # MAX_BODY_BYTES and STACK_PER_ADDR, when set, become var.chat_max_body and
 # var.chat_per_addr.
 stack_lighttpd_conf() {
-	local build=$1 port=$2 workers=$3
-	mkdir -p "$STACK_DIR/run"
+	local build=$1 port=$2 workers=$3 user=""
+	stack_worker_files "$build" || return 1
+	[ "$(id -u)" -ne 0 ] || user=$STACK_USER
 	sed -e "s|^var.chat_port .*|var.chat_port    = $port|" \
 		-e "s|^var.chat_workers .*|var.chat_workers = $workers|" \
-		-e "s|^var.chat_bin .*|var.chat_bin     = \"$build/chat-fcgi\"|" \
+		-e "s|^var.chat_bin .*|var.chat_bin     = \"$STACK_DIR/bin/chat-fcgi\"|" \
 		-e "s|^var.chat_state .*|var.chat_state   = \"$STACK_DIR/run\"|" \
-		-e "s|^var.chat_user .*|var.chat_user    = \"\"|" \
-		-e "s|^var.chat_web .*|var.chat_web     = \"$STACK_SRCDIR/web\"|" \
-		-e "s|^var.chat_openapi .*|var.chat_openapi = \"$STACK_SRCDIR/openapi.yaml\"|" \
-		-e "s|^var.chat_door .*|var.chat_door    = \"$STACK_SRCDIR/deploy/lighttpd/door.lua\"|" \
+		-e "s|^var.chat_user .*|var.chat_user    = \"$user\"|" \
+		-e "s|^var.chat_web .*|var.chat_web     = \"$STACK_WEB\"|" \
+		-e "s|^var.chat_openapi .*|var.chat_openapi = \"$STACK_OPENAPI\"|" \
+		-e "s|^var.chat_door .*|var.chat_door    = \"$STACK_DOOR\"|" \
 		-e "s|^var.chat_max_body .*|var.chat_max_body = ${MAX_BODY_BYTES:-65536}|" \
 		-e "s|^var.chat_per_addr .*|var.chat_per_addr = ${STACK_PER_ADDR:-64}|" \
 		"$STACK_SRCDIR/lighttpd.conf" >"$STACK_DIR/lighttpd.conf"
@@ -184,14 +258,43 @@ stack_lighttpd_start() {
 	stack_wait_port "$port" 20 || { cat "$STACK_DIR/lighttpd.log" >&2; return 1; }
 }
 
+# Stop lighttpd, then wait (up to 5 s) for its workers to leave: they do
+# by themselves (lighttpd sends them SIGTERM as it exits, and an orphaned
+# worker leaves on its own); whatever is left after that is killed and
+# named on stderr, so that one test's workers never outlive it.
 stack_lighttpd_stop() {
-	[ -n "${LIGHTTPD_PID:-}" ] || return 0
-	kill "$LIGHTTPD_PID" 2>/dev/null || true
-	wait "$LIGHTTPD_PID" 2>/dev/null || true
-	LIGHTTPD_PID=
+	if [ -n "${LIGHTTPD_PID:-}" ]; then
+		kill "$LIGHTTPD_PID" 2>/dev/null || true
+		wait "$LIGHTTPD_PID" 2>/dev/null || true
+		LIGHTTPD_PID=
+	fi
+	stack_workers_gone
+}
+
+# Wait up to 5 s for every process of this stack's chat-fcgi to end; kill
+# and name what is left.
+stack_workers_gone() {
+	local left
+	for _ in $(seq 1 50); do
+		left=$(stack_chat_pids)
+		[ -z "$left" ] && return 0
+		sleep 0.1
+	done
+	echo "stack: chat-fcgi still running 5 s after lighttpd stopped, killed: $left" >&2
+	# shellcheck disable=SC2086
+	kill -9 $left 2>/dev/null || true
 }
 
 # Worker pids under the running lighttpd.
 stack_worker_pids() {
 	pgrep -P "$LIGHTTPD_PID" -f chat-fcgi || true
+}
+
+# Every process running this stack's copy of chat-fcgi, whoever its parent
+# (orphans included): by /proc/PID/exe, not by name.
+stack_chat_pids() {
+	local exe=$STACK_DIR/bin/chat-fcgi
+	# find fails on processes that end while it looks: not an error here.
+	{ find /proc -mindepth 2 -maxdepth 2 -name exe \( -lname "$exe" -o -lname "$exe (deleted)" \) \
+		2>/dev/null || true; } | cut -d/ -f3
 }

@@ -4,12 +4,15 @@
  * The web server (lighttpd bin-path + max-procs, Apache mod_fcgid, or
  * spawn-fcgi) starts N copies of this program with the listening socket on
  * fd 0.  Each copy validates its configuration, then serves one request at a
- * time until the server asks it to stop (SIGTERM/SIGUSR1 via libfcgi).
+ * time until it is asked to stop (SIGTERM, SIGINT) or its web server is
+ * gone (src/stop.h); a request in flight is always finished first.
  * The database connection is opened lazily, after the fork, never before.
  * Between start-up and the first request the worker confines itself with a
  * seccomp filter (src/sandbox.h), unless WORKER_SECCOMP=off.
  */
+#include <errno.h>
 #include <fcgiapp.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/ioctl.h>
@@ -22,6 +25,7 @@
 #include "log.h"
 #include "sandbox.h"
 #include "serve.h"
+#include "stop.h"
 #include "worker.h"
 
 extern char **environ;
@@ -50,23 +54,45 @@ static void close_at_once_if_drained(FCGX_Request *fr)
 		FCGX_Detach(fr);
 }
 
-static void on_stop(int sig)
-{
-	(void)sig;
-	FCGX_ShutdownPending(); /* sets a flag: async-signal-safe */
-}
+/* libfcgi's listening socket (FCGI_LISTENSOCK_FILENO). */
+#define LISTEN_FD 0
 
-/* SIGTERM finishes the request in flight, then FCGX_Accept_r returns < 0.
- * No SA_RESTART, so a worker idle in accept() wakes up and leaves. */
-static void install_stop_handler(void)
+/*
+ * Serve until stop_wait() says to leave.  The listening socket is made
+ * non-blocking, so accept() never waits: stop_wait() does the waiting,
+ * and when another process sharing the socket (spawn-fcgi -F N) took the
+ * connection first, FCGX_Accept_r() returns -EAGAIN and we wait again.
+ * An accepted connection does not inherit O_NONBLOCK (Linux accept(2)),
+ * so libfcgi's reads and writes stay blocking.  Returns the exit status.
+ */
+static int serve_until_stopped(struct worker *w)
 {
-	struct sigaction sa;
+	FCGX_Request fr;
+	int flags = fcntl(LISTEN_FD, F_GETFL);
+	const char *reason;
 
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_stop;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	if (flags < 0 || fcntl(LISTEN_FD, F_SETFL, flags | O_NONBLOCK) < 0) {
+		log_event(LOG_LEVEL_ERROR, "start",
+		          "cannot make the FastCGI socket non-blocking: %s", strerror(errno));
+		return 1;
+	}
+	FCGX_InitRequest(&fr, LISTEN_FD, 0);
+	while (stop_wait(LISTEN_FD) == STOP_WAIT_READY) {
+		int rc = FCGX_Accept_r(&fr);
+
+		if (rc == -EAGAIN || rc == -EWOULDBLOCK)
+			continue; /* nothing queued after all */
+		if (rc < 0) {
+			log_event(LOG_LEVEL_ERROR, "stop", "accept failed: %s", strerror(-rc));
+			return 1;
+		}
+		if (serve_request(w, fr.envp, fr.in, fr.out))
+			close_at_once_if_drained(&fr);
+		FCGX_Finish_r(&fr);
+	}
+	reason = stop_reason();
+	log_event(LOG_LEVEL_INFO, "stop", "worker stopping (%s)", reason ? reason : "no reason");
+	return 0;
 }
 
 /*
@@ -106,20 +132,26 @@ static int confine(const struct worker *w, bool *confined)
 int main(int argc, char **argv)
 {
 	static struct worker w; /* the one per-process context */
-	FCGX_Request fr;
 	bool confined;
 	int status;
 
 	(void)argv;
-	/* First: FCGX_Init installs the SIGPIPE handler a vanished client
-	 * would otherwise kill us with (lighttpd resets it to SIG_DFL). */
+	/* Before anything slow: a stop signal that comes during start-up
+	 * must not be lost (stop.h). */
+	if (stop_init() != 0) {
+		fputs("{\"level\":\"error\",\"event\":\"start\",\"msg\":\"cannot install the stop "
+		      "handling\"}\n",
+		      stderr);
+		return 1;
+	}
+	/* FCGX_Init installs the SIGPIPE handler a vanished client would
+	 * otherwise kill us with (lighttpd resets it to SIG_DFL). */
 	if (FCGX_Init() != 0) {
 		fputs("{\"level\":\"error\",\"event\":\"start\",\"msg\":\"FCGX_Init failed\"}\n",
 		      stderr);
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	install_stop_handler();
 	status = worker_configure(&w, environ);
 	if (status != 0)
 		return status;
@@ -136,6 +168,7 @@ int main(int argc, char **argv)
 	status = worker_open(&w);
 	if (status != 0)
 		return status;
+	stop_watch_socket(LISTEN_FD);
 	status = confine(&w, &confined);
 	if (status != 0) {
 		worker_close(&w);
@@ -143,14 +176,7 @@ int main(int argc, char **argv)
 	}
 	log_event(LOG_LEVEL_INFO, "start", "worker ready (mode %s, seccomp %s)",
 	          config_mode_name(w.cfg.mode), confined ? "on" : "off");
-
-	FCGX_InitRequest(&fr, 0, 0);
-	while (FCGX_Accept_r(&fr) >= 0) {
-		if (serve_request(&w, fr.envp, fr.in, fr.out))
-			close_at_once_if_drained(&fr);
-		FCGX_Finish_r(&fr);
-	}
-	log_event(LOG_LEVEL_INFO, "stop", "worker stopping");
+	status = serve_until_stopped(&w);
 	worker_close(&w);
-	return 0;
+	return status;
 }

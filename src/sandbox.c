@@ -116,7 +116,7 @@ static const int plain_calls[] = {
     SCMP_SYS(writev),
     SCMP_SYS(close),
     SCMP_SYS(poll),
-    SCMP_SYS(ppoll),    /* poll on architectures without poll(2) */
+    SCMP_SYS(ppoll),    /* the idle wait (stop.c); poll where poll(2) is missing */
     SCMP_SYS(shutdown), /* libfcgi's lingering close */
     SCMP_SYS(sendto),   /* libpq send(), the resolver's single query */
     SCMP_SYS(recvfrom), /* libpq recv(), the resolver's answers */
@@ -144,17 +144,20 @@ static const int plain_calls[] = {
     SCMP_SYS(gettimeofday),
     SCMP_SYS(getrandom), /* request ids, OpenSSL's DRBG */
     SCMP_SYS(getpid),    /* every log line */
+    SCMP_SYS(getppid),   /* an idle worker checks that its web server is still there */
     SCMP_SYS(gettid),    /* abort() */
     SCMP_SYS(getuid),
     SCMP_SYS(geteuid), /* libpq looks up its home directory for ~/.postgresql */
     SCMP_SYS(uname),   /* the resolver's default domain (gethostname) */
     SCMP_SYS(sysinfo), /* qsort() asks for physical memory (OpenSSL sorts ciphers) */
     /* Signals: SIGTERM's handler returns; a poll interrupted by SIGSTOP and
-     * resumed by SIGCONT restarts; abort() blocks and resets signals. */
+     * resumed by SIGCONT restarts; abort() blocks and resets signals; the
+     * idle wait (stop.c) is a ppoll that unblocks SIGTERM and SIGINT. */
     SCMP_SYS(rt_sigreturn),
     SCMP_SYS(restart_syscall),
     SCMP_SYS(rt_sigprocmask),
     SCMP_SYS(rt_sigaction),
+    SCMP_SYS(rt_sigpending), /* the idle wait: a stop signal still pending */
     SCMP_SYS(exit),
     SCMP_SYS(exit_group),
 };

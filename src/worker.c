@@ -12,6 +12,7 @@
 #include "worker.h"
 
 #include <stdio.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "auth.h"
@@ -24,22 +25,49 @@
 #include "reply.h"
 #include "router.h"
 
+int worker_check_user(enum app_mode mode, uid_t uid, uid_t euid, char *why, size_t len)
+{
+	if (uid != 0 && euid != 0)
+		return 0;
+	snprintf(why, len,
+	         "running as root (uid %u, euid %u)%s: run the workers as an unprivileged user "
+	         "(lighttpd server.username, Apache User, systemd User=)",
+	         (unsigned)uid, (unsigned)euid,
+	         mode == APP_MODE_DEV    ? ", allowed in APP_MODE=DEV only"
+	         : mode == APP_MODE_PROD ? ", refused in APP_MODE=PROD"
+	                                 : ", refused in APP_MODE=TEST");
+	return mode == APP_MODE_DEV ? 1 : -1;
+}
+
 int worker_configure(struct worker *w, char *const *envp)
 {
 	struct config_problems problems = {0};
+	char why[192];
+	const char *refusal = NULL, *more = "";
+	int user = 0;
 
 	if (config_load(&w->cfg, envp, &problems) != 0) {
+		refusal = problems.count ? problems.lines[0] : "configuration could not be loaded";
+		more = problems.count > 1 ? " (and more: run chat-admin check-config)" : "";
+	} else {
+		user = worker_check_user(w->cfg.mode, getuid(), geteuid(), why, sizeof why);
+		if (user < 0)
+			refusal = why;
+	}
+	/* The one place a worker refuses to start over its configuration
+	 * or its environment: one line, exit status 78. */
+	if (refusal) {
 		char line[1024];
 
-		snprintf(line, sizeof line, "%s%s",
-		         problems.count ? problems.lines[0] : "configuration could not be loaded",
-		         problems.count > 1 ? " (and more: run chat-admin check-config)" : "");
+		snprintf(line, sizeof line, "%s%s", refusal, more);
 		audit_config_rejected(line);
 		config_problems_free(&problems);
 		config_free(&w->cfg);
 		return CONFIG_EXIT_STATUS;
 	}
 	log_set_threshold(w->cfg.log_level);
+	if (user > 0)
+		log_event(LOG_LEVEL_WARN, "config", "%s", why);
 	return 0;
 }
 

@@ -6,6 +6,8 @@
 #ifndef CHAT_WORKER_H
 #define CHAT_WORKER_H
 
+#include <sys/types.h>
+
 #include "config.h"
 #include "db.h"
 #include "http.h"
@@ -32,6 +34,13 @@ struct worker {
  * connection prepares, the dummy hash.  Opens no database connection.
  */
 int worker_configure(struct worker *w, char *const *envp);
+/*
+ * Part of worker_configure: a worker must not run as root (uid or euid 0),
+ * where a flaw in it would own the machine.  Returns 0 for another user;
+ * for root, the reason in why and 1 in APP_MODE=DEV (a warning), -1 in
+ * TEST and PROD (a refusal).
+ */
+int worker_check_user(enum app_mode mode, uid_t uid, uid_t euid, char *why, size_t len);
 int worker_open(struct worker *w);
 /* Close the database connection, unmap the segment, wipe the config. */
 void worker_close(struct worker *w);

@@ -191,6 +191,29 @@ check "check-config: exit 78 and every problem at once" bash -c '[ "$0" = 78 ] &
 out=$(env -i PATH="$PATH" APP_MODE=DEV SECRET_KEY=dev "$E2E_BUILDDIR/chat-admin" check-config 2>&1); rc=$?
 check "check-config: a valid DEV config passes" [ "$rc" = 0 ]
 
+# --- never root --------------------------------------------------------------
+# The stack's workers run as an unprivileged user (as root, lighttpd
+# switches to it before it spawns them): all four ids, real to file system.
+uids=$(for pid in $(stack_worker_pids); do awk '/^Uid:/ { print $2, $3, $4, $5 }' "/proc/$pid/status"; done | sort -u)
+want=$(id -u "$(stack_worker_user)")
+check "every worker runs as $(stack_worker_user) (uid $want), not root: $(echo $uids)" \
+	[ "$uids" = "$want $want $want $want" -a "$want" != 0 ]
+if [ "$(id -u)" -eq 0 ]; then
+	good_test_env=(APP_MODE=TEST "SECRET_KEY=$(openssl rand -hex 32)" "POSTGRES_PASSWORD=$(openssl rand -hex 16)" POSTGRES_SSLMODE=require)
+	out=$(env -i PATH="$PATH" "${good_test_env[@]}" "$E2E_BUILDDIR/chat-fcgi" </dev/null 2>&1); rc=$?
+	check "a worker started as root in TEST: exit status 78" [ "$rc" = 78 ]
+	check "... with one JSON line saying why (error, config_rejected)" bash -c '[ "$(printf "%s\n" "$0" | wc -l)" = 1 ] &&
+		[ "$(printf "%s" "$0" | jq -r "[.level, .event] | join(\" \")")" = "error config_rejected" ] &&
+		[[ "$0" == *"running as root (uid 0, euid 0), refused in APP_MODE=TEST"* ]]' "$out"
+	out=$(env -i PATH="$PATH" APP_MODE=PROD "${good_test_env[@]:1}" SCRYPT_N=15 "$E2E_BUILDDIR/chat-fcgi" </dev/null 2>&1); rc=$?
+	check "... and in PROD" bash -c '[ "$0" = 78 ] && [[ "$1" == *"refused in APP_MODE=PROD"* ]]' "$rc" "$out"
+	out=$(env -i PATH="$PATH" APP_MODE=DEV SECRET_KEY=dev "$E2E_BUILDDIR/chat-fcgi" </dev/null 2>&1); rc=$?
+	check "... in DEV it goes on, with a warning (then 64: not under a web server)" \
+		bash -c '[ "$0" = 64 ] && [[ "$1" == *"\"level\":\"warn\""*"running as root (uid 0, euid 0), allowed in APP_MODE=DEV only"* ]]' "$rc" "$out"
+else
+	echo "# not root: the refusal of root is checked by tests/unit/test_worker only"
+fi
+
 # --- WORKER_SECCOMP=off: for debugging, and every worker says so -----------
 out=$(env -i PATH="$PATH" APP_MODE=DEV SECRET_KEY=dev WORKER_SECCOMP=maybe "$E2E_BUILDDIR/chat-fcgi" </dev/null 2>&1); rc=$?
 check "WORKER_SECCOMP=maybe: exit 78 naming the variable" bash -c '[ "$0" = 78 ] && [[ "$1" == *WORKER_SECCOMP* ]]' "$rc" "$out"

@@ -293,6 +293,27 @@ START_TEST(rate_limit_is_decided_before_the_database)
 }
 END_TEST
 
+/* Root is refused in TEST and PROD, tolerated with a warning in DEV; any
+ * other user, or root in neither the real nor the effective id, is fine. */
+START_TEST(root_is_refused_outside_dev)
+{
+	char why[192];
+
+	ck_assert_int_eq(worker_check_user(APP_MODE_TEST, 0, 0, why, sizeof why), -1);
+	ck_assert_msg(strstr(why, "running as root (uid 0, euid 0), refused in APP_MODE=TEST"),
+	              "%s", why);
+	ck_assert_int_eq(worker_check_user(APP_MODE_PROD, 1000, 0, why, sizeof why), -1);
+	ck_assert_msg(strstr(why, "(uid 1000, euid 0), refused in APP_MODE=PROD"), "%s", why);
+	ck_assert_int_eq(worker_check_user(APP_MODE_PROD, 0, 1000, why, sizeof why), -1);
+	ck_assert_int_eq(worker_check_user(APP_MODE_DEV, 0, 0, why, sizeof why), 1);
+	ck_assert_msg(strstr(why, "allowed in APP_MODE=DEV only"), "%s", why);
+	strcpy(why, "untouched");
+	ck_assert_int_eq(worker_check_user(APP_MODE_PROD, 33, 33, why, sizeof why), 0);
+	ck_assert_int_eq(worker_check_user(APP_MODE_TEST, 65534, 65534, why, sizeof why), 0);
+	ck_assert_str_eq(why, "untouched");
+}
+END_TEST
+
 static Suite *worker_suite(void)
 {
 	Suite *s = suite_create("worker");
@@ -308,6 +329,7 @@ static Suite *worker_suite(void)
 	tcase_add_test(tc, routing_errors);
 	tcase_add_test(tc, healthz_needs_no_database);
 	tcase_add_test(tc, rate_limit_is_decided_before_the_database);
+	tcase_add_test(tc, root_is_refused_outside_dev);
 	suite_add_tcase(s, tc);
 	return s;
 }
