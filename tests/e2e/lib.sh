@@ -11,10 +11,8 @@
 #
 # Every answer req() receives is recorded in $STACK_DIR/responses.jsonl and
 # checked against openapi.yaml at the end (tests/web/validate-responses.mjs),
-# as one more test.  A request that provokes an answer of the web server
-# itself (lighttpd's or Apache's own 413, 4xx or 501: not the API) is
-# marked by its reason, and then skipped if the web server did answer:
-#   E2E_NOT_API="lighttpd's own 431 for a huge header" req GET /auth/me ...
+# as one more test; the web server's own answers too (openapi.yaml's
+# x-server-responses).
 
 set -uo pipefail
 
@@ -100,9 +98,8 @@ req() {
 e2e_record() {
 	printf '%s' "$BODY" >"$STACK_DIR/response.body"
 	jq -nc --arg test "$E2E_NAME" --arg method "$1" --arg path "$2" --arg status "$STATUS" \
-		--arg not_api "${E2E_NOT_API:-}" --rawfile headers "$HDRS" --rawfile body "$STACK_DIR/response.body" '
+		--rawfile headers "$HDRS" --rawfile body "$STACK_DIR/response.body" '
 		{test: $test, method: $method, path: $path, status: ($status | tonumber? // 0),
-		 not_api: (if $not_api == "" then null else $not_api end),
 		 headers: ($headers | gsub("\r"; "") | split("\n\n") | map(select(startswith("HTTP/"))) | (last // "")
 			| split("\n") | .[1:] | map(select(test("^[^:]+:")) | capture("^(?<n>[^:]+):[ \t]*(?<v>.*)$") | [.n, .v])),
 		 body: $body}' >>"$E2E_RESPONSES" 2>"$STACK_DIR/record.err" ||

@@ -5,7 +5,7 @@
 //
 // RESPONSES.jsonl is what tests/e2e/lib.sh's req() records, one answer a
 // line: {"test", "method", "path" (with its query), "status", "headers":
-// [[name, value], ...], "body", "not_api"}.  For each one:
+// [[name, value], ...], "body"}.  For each one:
 //
 //   - the path is matched to a path template of the document (a literal
 //     segment beats a parameter; a parameter matches only values of its
@@ -28,11 +28,6 @@
 // x-server-responses; one it documents is checked against the operation's
 // answer, and, when that fails, against x-server-responses (a 503 of the
 // web server on an operation whose own 503 is database_unavailable).
-//
-// A request marked not_api (E2E_NOT_API=reason in lib.sh) provokes an
-// answer of the web server itself, which is not the API: when the answer
-// carries no X-Request-ID (which every answer of the workers has) it is
-// skipped; when a worker did answer, it is checked like any other.
 //
 // Prints "ok - N responses conform to openapi.yaml" or "not ok - ..." with
 // one "#" line per offending answer on stdout; a summary per operation and
@@ -246,7 +241,6 @@ function checkRecord(rec) {
 	if (rec.record_error) return { problems: [`could not be recorded: ${rec.record_error}`] };
 	if (!rec.status) return { skipped: 'no answer (connection failed or timed out)' };
 	const headers = headerMap(rec.headers);
-	if (rec.not_api && !headers.has('x-request-id')) return { skipped: `the web server's own answer (${rec.not_api})` };
 	const method = rec.method.toLowerCase();
 	const [pathname] = rec.path.split('?');
 	const template = matchTemplate(pathname);
