@@ -1,11 +1,14 @@
 # Turn a list file (one entry per line, "#!" lines are comments) into the
-# body of a C string literal, one entry per line, each ending in "\n".
-# Every byte but letters and digits becomes an octal escape, so no entry can
-# end the literal or form an escape, trigraph or line splice.
+# definition of a C string, static const char NAME[] (awk -v name=NAME),
+# one entry per line, each ending in "\n".  Every byte but letters and
+# digits becomes an octal escape, so no entry can end the literal or form
+# an escape, trigraph or line splice.
 BEGIN {
 	for (i = 1; i < 256; i++)
 		ord[sprintf("%c", i)] = i
+	printf "static const char %s[] =\n", name
 }
+END { print ";" }
 /^#!/ { next }
 {
 	s = ""

@@ -12,11 +12,10 @@
 
 #include <openssl/crypto.h>
 
-/* Entries, each ending in '\n', lower-case (made by scripts/lines-to-c.awk
- * from data/common-passwords.txt at build time). */
-static const char list[] =
+/* static const char list[]: the entries, each ending in '\n', lower-case
+ * (made by scripts/lines-to-c.awk from data/common-passwords.txt at build
+ * time). */
 #include "common_passwords.inc"
-    ;
 
 bool common_password(const char *password, size_t len)
 {

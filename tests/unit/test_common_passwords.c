@@ -28,7 +28,10 @@ static void load_source_list(void)
 		line[strcspn(line, "\n")] = '\0';
 		if (strncmp(line, "#!", 2) == 0)
 			continue;
-		entries = realloc(entries, (nentries + 1) * sizeof *entries);
+		char **grown = realloc(entries, (nentries + 1) * sizeof *entries);
+
+		ck_assert_ptr_nonnull(grown);
+		entries = grown;
 		entries[nentries++] = strdup(line);
 	}
 	fclose(f);
