@@ -395,7 +395,7 @@ check "a chunked body under the cap but over MAX_BODY_BYTES: the worker's 413 (m
 check "... its headers once each, none added by Apache" bash -c '[ "$(grep -ci "^X-Content-Type-Options:" "$0")" = 1 ] && [ "$(grep -ci "^Content-Type:" "$0")" = 1 ]' "$HDRS"
 req POST /auth/login -H 'Transfer-Encoding: chunked' --data-urlencode 'username=alice@x.io' --data-urlencode 'password=battery staple 2'
 check "a small chunked body reaches the worker whole: login 200" is_status 200
-req POST /auth/register -H 'Content-Type: text/plain' --data-binary '{"email":"t@x.io","password":"password1"}'
+req POST /auth/register -H 'Content-Type: text/plain' --data-binary '{"email":"t@x.io","password":"pass word 1"}'
 check "text/plain body: 415" is_error 415 unsupported_media_type
 json POST /auth/register '{"email": "t@x.io", "password": '
 check "invalid JSON: 400 bad_request" is_error 400 bad_request

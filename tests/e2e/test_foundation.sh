@@ -67,9 +67,9 @@ check "10 MB Content-Length that never arrives: 413 at once (${ms} ms)" \
 	[ "$code" = 413 -a "$ms" -lt 2000 ]
 check "worker survives the unfinished upload" still_serving
 
-req POST /auth/register -H 'Content-Type: text/plain' --data-binary '{"email":"a@x.io","password":"password1"}'
+req POST /auth/register -H 'Content-Type: text/plain' --data-binary '{"email":"a@x.io","password":"pass word 1"}'
 check "text/plain body: 415" is_error 415 unsupported_media_type
-req POST /auth/register --data-binary '{"email":"a@x.io","password":"password1"}' -H 'Content-Type:'
+req POST /auth/register --data-binary '{"email":"a@x.io","password":"pass word 1"}' -H 'Content-Type:'
 check "no content type: 415" is_error 415 unsupported_media_type
 json POST /auth/register '{"email": "a@x.io", "password": '
 check "invalid JSON: 400 bad_request" is_error 400 bad_request
@@ -77,13 +77,13 @@ json POST /auth/register '["a@x.io","password1"]'
 check "JSON array instead of object: 400" is_error 400 bad_request
 json POST /auth/register '"just a string"'
 check "JSON string instead of object: 400" is_error 400 bad_request
-json POST /auth/register '{"email":"a@x.io","password":"password1"} trailing'
+json POST /auth/register '{"email":"a@x.io","password":"pass word 1"} trailing'
 check "data after the JSON value: 400" is_error 400 bad_request
-json POST /auth/register "$(printf '{"email":"a\xff@x.io","password":"password1"}')"
+json POST /auth/register "$(printf '{"email":"a\xff@x.io","password":"pass word 1"}')"
 check "non-UTF-8 body: 400" is_error 400 bad_request
 req POST /auth/register -H 'Content-Type: application/json' --data-binary @<(printf '{"email":"a@x.io","password":"pass\0word1"}')
 check "raw NUL byte in the body: 400" is_error 400 bad_request
-json POST /auth/register '{"email":"a\u0000b@x.io","password":"password1"}'
+json POST /auth/register '{"email":"a\u0000b@x.io","password":"pass word 1"}'
 check "NUL escaped inside a JSON string: 422 on that field" bash -c '[ "$0" = 422 ] && [ "$1" = email ]' "$STATUS" "$(printf '%s' "$BODY" | jq -r .field)"
 json POST /auth/register '{"email":"a@x.io","password":12345678}'
 check "wrong JSON type for a field: 400 with the field" bash -c '[ "$0" = 400 ] && [ "$1" = password ]' "$STATUS" "$(printf '%s' "$BODY" | jq -r .field)"
@@ -108,7 +108,7 @@ ms=$(( ($(date +%s%N) - start) / 1000000 ))
 check "database down: readyz 503 database_unavailable" is_error 503 database_unavailable
 check "503 carries Retry-After" bash -c '[ -n "$0" ]' "$(header Retry-After)"
 check "503 comes quickly (${ms} ms < 1000)" bash -c '[ "$0" -lt 1000 ]' "$ms"
-json POST /auth/login '{"email":"a@x.io","password":"password1"}'
+json POST /auth/login '{"email":"a@x.io","password":"pass word 1"}'
 check "database down: login 503 too" is_error 503 database_unavailable
 req GET /healthz
 check "healthz does not need the database" is_json .status ok

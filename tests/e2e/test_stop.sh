@@ -21,8 +21,8 @@ e2e_start 4
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 sql() { stack_psql chat -At -c "$1"; }
 
-json POST /auth/register '{"email":"s@x.io","password":"password1","display_name":"S"}'
-json POST /auth/login '{"email":"s@x.io","password":"password1"}'
+json POST /auth/register '{"email":"s@x.io","password":"pass word 1","display_name":"S"}'
+json POST /auth/login '{"email":"s@x.io","password":"pass word 1"}'
 token=$(printf '%s' "$BODY" | jq -r .access_token)
 json POST /chat/conversations '{"title":"stop","members":[]}' -H "Authorization: Bearer $token"
 cid=$(printf '%s' "$BODY" | jq -r .id)
