@@ -40,8 +40,10 @@ bench_seed() {
 		openssl base64 -A -d | jq -r .jti)
 	json POST /chat/conversations '{"title":"bench","members":["bob@x.io"]}' -H "Authorization: Bearer $token"
 	cid=$(printf '%s' "$BODY" | jq -r .id)
-	stack_psql chat -q -c "INSERT INTO chat.messages (conversation_id, sender_id, body)
-		SELECT $cid, $alice_id, 'seeded message ' || g FROM generate_series(1, 10000) g" >/dev/null
+	stack_psql chat -q -c "INSERT INTO chat.messages (conversation_id, sender_id, body, seq)
+		SELECT $cid, $alice_id, 'seeded message ' || g, g FROM generate_series(1, 10000) g;
+		UPDATE chat.conversations SET message_count = 10000,
+			last_message_id = (SELECT max(id) FROM chat.messages WHERE conversation_id = $cid) WHERE id = $cid" >/dev/null
 	# Around it, 2 000 of Bob's conversations of 10 messages each: a
 	# database holds many conversations, and PostgreSQL's plan cache judges
 	# its generic plan by the average one (docs/PERFORMANCE.md, "Plans").
@@ -50,9 +52,12 @@ bench_seed() {
 			SELECT 'background ' || g, $bob_id FROM generate_series(1, 2000) g;
 		INSERT INTO chat.members (conversation_id, user_id, role)
 			SELECT id, owner_id, 'owner' FROM chat.conversations WHERE title LIKE 'background %';
-		INSERT INTO chat.messages (conversation_id, sender_id, body)
-			SELECT c.id, c.owner_id, 'background message ' || g
-			FROM chat.conversations c, generate_series(1, 10) g WHERE c.title LIKE 'background %'" >/dev/null
+		INSERT INTO chat.messages (conversation_id, sender_id, body, seq)
+			SELECT c.id, c.owner_id, 'background message ' || g, g
+			FROM chat.conversations c, generate_series(1, 10) g WHERE c.title LIKE 'background %';
+		UPDATE chat.conversations c SET message_count = 10,
+			last_message_id = (SELECT max(id) FROM chat.messages m WHERE m.conversation_id = c.id)
+			WHERE c.title LIKE 'background %'" >/dev/null
 	stack_psql chat -q -c "VACUUM ANALYZE" >/dev/null
 }
 

@@ -30,6 +30,10 @@ enum {
 	SQL_MESSAGE_BY_KEY,
 	SQL_MESSAGES_BEFORE,
 	SQL_MESSAGES_AFTER,
+	SQL_UPDATES,
+	SQL_READ_MARK,
+	SQL_MEMBER_REMOVE,
+	SQL_MESSAGE_DELETE,
 };
 
 /* SQL reads best as SQL: the statement table keeps its own layout. */
@@ -60,25 +64,53 @@ enum {
 	" LEFT JOIN users u ON u.id = x.sender_id" \
 	" ORDER BY x.id"
 
+/* The activity stamp of a change a member's poll must report: the id of
+ * the writing transaction.  A poll answers the changes stamped at or above
+ * its cursor and returns as the next cursor the oldest transaction still
+ * running at its snapshot (pg_snapshot_xmin): every change that snapshot
+ * could not see is stamped at or above it, so a poll never misses a change
+ * that commits late; it may repeat one (docs/CHAT.md "Updates"). */
+#define ACTIVITY_NOW "pg_current_xact_id()::text::bigint"
+
+/* The conversation row $3 locked for a change that depends on its member
+ * list (a send, adding or removing a member), as the CTE "conv" with the
+ * given columns.  `snap` is a CTE with the row's members_version as the
+ * statement's snapshot saw it; every membership change moves it under this
+ * same lock (`cond`: further conditions, each followed by AND), so when
+ * the locked (newest) row carries another version, a
+ * membership change committed after the snapshot: conv is then empty and
+ * the statement changes nothing; the handler runs it again (run_settled). */
+#define CONV_LOCKED(cols, from, cond) \
+	" conv AS MATERIALIZED (SELECT " cols " FROM conversations c, " from \
+	"  WHERE " cond "c.id = $3::bigint AND c.members_version = snap.members_version" \
+	"  FOR NO KEY UPDATE OF c),"
+
 /* A message send to conversation $3 by $2: `insert` defines the CTE "ins"
  * (and what it needs) and `result` the message row to answer with.
  *
  * The conversation row is locked first (FOR NO KEY UPDATE: member inserts,
- * whose foreign key takes KEY SHARE, are not blocked) and the message id is
- * drawn under that lock, so within a conversation ids follow commit order.
- * The conversation's last_message_at and activity move in the same
- * statement.  Columns: ok, member, created, id, sender_name, body,
- * created_at. */
+ * whose foreign key takes KEY SHARE, are not blocked) and the message id
+ * and seq are drawn under that lock, so within a conversation ids follow
+ * commit order.  The conversation's last_message_at, last_message_id,
+ * message_count and activity move in the same statement, and every member
+ * row gets the activity stamp (the sender's read marker moves to the new
+ * message: one's own message is read).  Columns: ok, member, settled,
+ * created, id, sender_name, body, created_at. */
 #define MESSAGE_SEND(insert, result) \
 	"WITH a AS MATERIALIZED (SELECT " AUTH_SESSION_VALID " AS ok)," \
-	" conv AS MATERIALIZED (SELECT c.id FROM conversations c, a" \
-	"  WHERE a.ok AND c.id = $3::bigint AND " IS_MEMBER("c.id") \
-	"  FOR NO KEY UPDATE OF c)," \
+	" snap AS MATERIALIZED (SELECT s.members_version FROM conversations s, a" \
+	"  WHERE a.ok AND s.id = $3::bigint AND " IS_MEMBER("s.id") ")," \
+	CONV_LOCKED("c.id, c.message_count", "snap", "") \
 	insert \
 	" upd AS (UPDATE conversations c SET last_message_at = ins.created_at," \
-	"  activity = nextval('conversation_activity') FROM ins WHERE c.id = $3::bigint)" \
-	" SELECT a.ok, EXISTS (SELECT 1 FROM conv), r.created, r.id, u.display_name, r.body, " \
-	SQL_TIMESTAMP("r.created_at") \
+	"  last_message_id = ins.id, message_count = ins.seq," \
+	"  activity = nextval('conversation_activity') FROM ins WHERE c.id = $3::bigint)," \
+	" fan AS (UPDATE members f SET activity = " ACTIVITY_NOW "," \
+	"  last_read_id = CASE WHEN f.user_id = $2::bigint THEN ins.id ELSE f.last_read_id END," \
+	"  read_seq = CASE WHEN f.user_id = $2::bigint THEN ins.seq ELSE f.read_seq END" \
+	"  FROM ins WHERE f.conversation_id = $3::bigint)" \
+	" SELECT a.ok, EXISTS (SELECT 1 FROM snap), EXISTS (SELECT 1 FROM conv)," \
+	"  r.created, r.id, u.display_name, r.body, " SQL_TIMESTAMP("r.created_at") \
 	" FROM a LEFT JOIN (" result ") r ON true" \
 	" LEFT JOIN users u ON u.id = $2::bigint"
 
@@ -110,15 +142,22 @@ static const struct db_statement statements[] = {
 
 	/* $3 activity cursor (exclusive), $4 page size + 1 (the extra row says
 	 * another page follows).  From the caller's memberships (members_user)
-	 * to the conversations, most recent activity first. */
+	 * to the conversations, most recent activity first, each with the
+	 * caller's read marker and unread count (message_count - read_seq: no
+	 * message is read). */
 	[SQL_CONVERSATION_LIST] = {"chat_conversation_list",
-		"SELECT a.ok, " CONVERSATION_COLUMNS("x") ", x.activity"
+		"SELECT a.ok, " CONVERSATION_COLUMNS("x") ", x.activity,"
+		" x.last_message_id, r.last_read_id, greatest(x.message_count - r.read_seq, 0)"
 		" FROM (SELECT " AUTH_SESSION_VALID " AS ok) a"
 		" LEFT JOIN LATERAL (SELECT c.id, c.title, c.owner_id, c.created_at,"
-		"  c.last_message_at, c.activity"
+		"  c.last_message_at, c.activity, c.last_message_id, c.message_count"
 		"  FROM members m JOIN conversations c ON c.id = m.conversation_id"
 		"  WHERE m.user_id = $2::bigint AND c.activity < $3::bigint"
 		"  ORDER BY c.activity DESC LIMIT $4::int) x ON a.ok"
+		/* The read state of the page's rows only: the page is chosen from
+		 * the index-only scan of members_user, then one members_pkey
+		 * probe per row. */
+		" LEFT JOIN members r ON r.conversation_id = x.id AND r.user_id = $2::bigint"
 		" ORDER BY x.activity DESC",
 		true},
 
@@ -134,31 +173,41 @@ static const struct db_statement statements[] = {
 		true},
 
 	/* $3 conversation, $4 email.  Columns: ok, member, owner, the user's
-	 * id and name (NULL: unknown email), added, role.  Only the owner
-	 * inserts; a concurrent add of the same user conflicts and reports
-	 * "already a member". */
+	 * id and name (NULL: unknown email), added, role, settled.  Only the
+	 * owner inserts, under the conversation's row lock (CONV_LOCKED), and
+	 * moves members_version; the new member's read marker starts at the
+	 * newest message (history is readable, not unread).  A concurrent add
+	 * of the same user conflicts and reports "already a member". */
 	[SQL_MEMBER_ADD] = {"chat_member_add",
 		"WITH a AS MATERIALIZED (SELECT " AUTH_SESSION_VALID " AS ok),"
-		" c AS MATERIALIZED (SELECT c.id, c.owner_id FROM conversations c, a"
+		" snap AS MATERIALIZED (SELECT c.id, c.owner_id, c.members_version FROM conversations c, a"
 		"  WHERE a.ok AND c.id = $3::bigint AND " IS_MEMBER("c.id") "),"
-		" t AS MATERIALIZED (SELECT u.id, u.display_name FROM users u, c"
-		"  WHERE c.owner_id = $2::bigint AND lower(u.email) = lower($4)),"
-		" ins AS (INSERT INTO members AS m (conversation_id, user_id, role)"
-		"  SELECT c.id, t.id, 'member' FROM c, t"
-		"  ON CONFLICT (conversation_id, user_id) DO NOTHING RETURNING m.user_id)"
-		" SELECT a.ok, c.id IS NOT NULL, c.owner_id = $2::bigint, t.id, t.display_name,"
-		"  EXISTS (SELECT 1 FROM ins), coalesce(m.role, 'member')"
-		" FROM a LEFT JOIN c ON true LEFT JOIN t ON true"
-		" LEFT JOIN members m ON m.conversation_id = c.id AND m.user_id = t.id",
+		" t AS MATERIALIZED (SELECT u.id, u.display_name FROM users u, snap"
+		"  WHERE snap.owner_id = $2::bigint AND lower(u.email) = lower($4)),"
+		" old AS MATERIALIZED (SELECT m.user_id, m.role FROM members m, t"
+		"  WHERE m.conversation_id = $3::bigint AND m.user_id = t.id),"
+		CONV_LOCKED("c.id, c.last_message_id, c.message_count", "snap, t",
+		            "NOT EXISTS (SELECT 1 FROM old) AND ")
+		" ins AS (INSERT INTO members AS m (conversation_id, user_id, role,"
+		"  last_read_id, read_seq, activity)"
+		"  SELECT conv.id, t.id, 'member', coalesce(conv.last_message_id, 0), conv.message_count, "
+		ACTIVITY_NOW " FROM conv, t"
+		"  ON CONFLICT (conversation_id, user_id) DO NOTHING RETURNING m.user_id),"
+		" ver AS (UPDATE conversations c SET members_version = c.members_version + 1"
+		"  FROM ins WHERE c.id = $3::bigint)"
+		" SELECT a.ok, snap.id IS NOT NULL, snap.owner_id = $2::bigint, t.id, t.display_name,"
+		"  EXISTS (SELECT 1 FROM ins), coalesce(old.role, 'member'),"
+		"  t.id IS NULL OR old.user_id IS NOT NULL OR EXISTS (SELECT 1 FROM conv)"
+		" FROM a LEFT JOIN snap ON true LEFT JOIN t ON true LEFT JOIN old ON true",
 		false},
 
 	/* $3 conversation, $4 body.  Columns: ok, member, created, id,
 	 * sender_name, body, created_at (see MESSAGE_SEND). */
 	[SQL_MESSAGE_POST] = {"chat_message_post",
 		MESSAGE_SEND(
-		" ins AS (INSERT INTO messages AS m (conversation_id, sender_id, body)"
-		"  SELECT conv.id, $2::bigint, $4 FROM conv"
-		"  RETURNING m.id, m.body, m.created_at),",
+		" ins AS (INSERT INTO messages AS m (conversation_id, sender_id, body, seq)"
+		"  SELECT conv.id, $2::bigint, $4, conv.message_count + 1 FROM conv"
+		"  RETURNING m.id, m.body, m.created_at, m.seq),",
 		"SELECT true AS created, id, body, created_at FROM ins"),
 		false},
 
@@ -174,11 +223,12 @@ static const struct db_statement statements[] = {
 		" old AS MATERIALIZED (SELECT m.id, m.body, m.created_at FROM messages m, conv"
 		"  WHERE m.conversation_id = conv.id AND m.sender_id = $2::bigint"
 		"  AND m.idempotency_key = $5),"
-		" ins AS (INSERT INTO messages AS m (conversation_id, sender_id, body, idempotency_key)"
-		"  SELECT conv.id, $2::bigint, $4, $5 FROM conv WHERE NOT EXISTS (SELECT 1 FROM old)"
+		" ins AS (INSERT INTO messages AS m (conversation_id, sender_id, body, idempotency_key, seq)"
+		"  SELECT conv.id, $2::bigint, $4, $5, conv.message_count + 1 FROM conv"
+		"  WHERE NOT EXISTS (SELECT 1 FROM old)"
 		"  ON CONFLICT (conversation_id, sender_id, idempotency_key)"
 		"  WHERE idempotency_key IS NOT NULL DO NOTHING"
-		"  RETURNING m.id, m.body, m.created_at),",
+		"  RETURNING m.id, m.body, m.created_at, m.seq),",
 		"SELECT true AS created, id, body, created_at FROM ins"
 		" UNION ALL SELECT false, id, body, created_at FROM old"),
 		false},
@@ -202,6 +252,109 @@ static const struct db_statement statements[] = {
 	[SQL_MESSAGES_AFTER] = {"chat_messages_after",
 		MESSAGES_PAGE("m.id > $4::bigint AND m.id < $5::bigint ORDER BY m.id LIMIT $6::int"),
 		true},
+
+	/* $3 cursor: the caller's conversations whose activity stamp is at or
+	 * above it (one range of members_updates; nothing changed: one probe
+	 * that finds nothing), and the memberships that ended since
+	 * (member_removals_updates), unless the caller is a member again.
+	 * Columns: ok, next cursor, removed, the conversation's five columns,
+	 * last_message_id, last_read_id, unread, conversation id.  unread is
+	 * message_count - read_seq: no message is counted. */
+	[SQL_UPDATES] = {"chat_updates",
+		"SELECT a.ok, pg_snapshot_xmin(pg_current_snapshot())::text::bigint, x.removed, "
+		CONVERSATION_COLUMNS("c") ", c.last_message_id, x.last_read_id,"
+		" greatest(c.message_count - x.read_seq, 0), x.conversation_id"
+		" FROM (SELECT " AUTH_SESSION_VALID " AS ok) a"
+		" LEFT JOIN LATERAL (SELECT m.conversation_id, m.activity, false AS removed,"
+		"  m.last_read_id, m.read_seq"
+		"  FROM members m WHERE m.user_id = $2::bigint AND m.activity >= $3::bigint"
+		"  UNION ALL SELECT r.conversation_id, r.activity, true, NULL, NULL"
+		"  FROM member_removals r WHERE r.user_id = $2::bigint AND r.activity >= $3::bigint"
+		"  AND NOT EXISTS (SELECT 1 FROM members m2"
+		"   WHERE m2.conversation_id = r.conversation_id AND m2.user_id = $2::bigint)) x ON a.ok"
+		" LEFT JOIN conversations c ON c.id = x.conversation_id AND NOT x.removed"
+		" ORDER BY x.activity, x.conversation_id",
+		true},
+
+	/* $3 conversation, $4 message id: the caller's read marker moves to
+	 * the newest message of the conversation at or below $4, never back;
+	 * a mark that moves nothing writes nothing.  One backward probe of
+	 * messages_pkey.  Columns: ok, member, last_read_id, unread. */
+	[SQL_READ_MARK] = {"chat_read_mark",
+		"WITH a AS MATERIALIZED (SELECT " AUTH_SESSION_VALID " AS ok),"
+		" me AS MATERIALIZED (SELECT m.last_read_id, m.read_seq FROM members m, a"
+		"  WHERE a.ok AND m.conversation_id = $3::bigint AND m.user_id = $2::bigint),"
+		" mark AS MATERIALIZED (SELECT x.id, x.seq FROM messages x, me"
+		"  WHERE x.conversation_id = $3::bigint AND x.id <= $4::bigint"
+		"  AND x.id > me.last_read_id ORDER BY x.id DESC LIMIT 1),"
+		" upd AS (UPDATE members m SET last_read_id = greatest(m.last_read_id, mark.id),"
+		"  read_seq = greatest(m.read_seq, mark.seq), activity = " ACTIVITY_NOW
+		"  FROM mark WHERE m.conversation_id = $3::bigint AND m.user_id = $2::bigint"
+		"  RETURNING m.last_read_id, m.read_seq)"
+		" SELECT a.ok, me.last_read_id IS NOT NULL, coalesce(upd.last_read_id, me.last_read_id),"
+		"  greatest(c.message_count - coalesce(upd.read_seq, me.read_seq), 0)"
+		" FROM a LEFT JOIN me ON true LEFT JOIN upd ON true"
+		" LEFT JOIN conversations c ON c.id = $3::bigint AND me.last_read_id IS NOT NULL",
+		false},
+
+	/* $3 conversation, $4 the user to remove: the owner removes anyone, a
+	 * member removes only themself (leaving).  Under the conversation's
+	 * row lock (CONV_LOCKED): the member row goes, members_version moves,
+	 * the end is recorded in member_removals with the newest message id
+	 * (the ordering witness: no send of this user lands after it), and
+	 * when the owner leaves, the member who joined first becomes owner (no
+	 * one left: the conversation stays, memberless).  Columns: ok, member,
+	 * allowed, target is a member, settled. */
+	[SQL_MEMBER_REMOVE] = {"chat_member_remove",
+		"WITH a AS MATERIALIZED (SELECT " AUTH_SESSION_VALID " AS ok),"
+		" snap AS MATERIALIZED (SELECT c.owner_id, c.members_version FROM conversations c, a"
+		"  WHERE a.ok AND c.id = $3::bigint AND " IS_MEMBER("c.id") "),"
+		" t AS MATERIALIZED (SELECT m.user_id, m.role FROM members m, snap"
+		"  WHERE (snap.owner_id = $2::bigint OR $4::bigint = $2::bigint)"
+		"  AND m.conversation_id = $3::bigint AND m.user_id = $4::bigint),"
+		CONV_LOCKED("c.id, c.last_message_id", "snap, t", "")
+		" del AS (DELETE FROM members m USING conv"
+		"  WHERE m.conversation_id = $3::bigint AND m.user_id = $4::bigint),"
+		" heir AS MATERIALIZED (SELECT h.user_id FROM members h, conv, t"
+		"  WHERE t.role = 'owner' AND h.conversation_id = $3::bigint AND h.user_id <> $4::bigint"
+		"  ORDER BY h.joined_at, h.user_id LIMIT 1),"
+		" promote AS (UPDATE members m SET role = 'owner', activity = " ACTIVITY_NOW
+		"  FROM heir WHERE m.conversation_id = $3::bigint AND m.user_id = heir.user_id),"
+		" ver AS (UPDATE conversations c SET members_version = c.members_version + 1,"
+		"  owner_id = coalesce((SELECT user_id FROM heir), c.owner_id)"
+		"  FROM conv WHERE c.id = $3::bigint),"
+		" gone AS (INSERT INTO member_removals AS r"
+		"  (user_id, conversation_id, activity, last_message_id, removed_by)"
+		"  SELECT $4::bigint, conv.id, " ACTIVITY_NOW ", conv.last_message_id, $2::bigint FROM conv"
+		"  ON CONFLICT (user_id, conversation_id) DO UPDATE SET activity = excluded.activity,"
+		"  last_message_id = excluded.last_message_id, removed_by = excluded.removed_by,"
+		"  removed_at = now())"
+		" SELECT a.ok, snap.owner_id IS NOT NULL,"
+		"  snap.owner_id = $2::bigint OR $4::bigint = $2::bigint,"
+		"  t.user_id IS NOT NULL, EXISTS (SELECT 1 FROM conv)"
+		" FROM a LEFT JOIN snap ON true LEFT JOIN t ON true",
+		false},
+
+	/* $3 conversation, $4 message: the sender turns it into a tombstone
+	 * (body NULL, deleted_at set; id and seq stay), under the conversation's
+	 * row lock like a send, and stamps every member's activity.  Deleting a
+	 * tombstone again changes nothing.  Columns: ok, member, message found,
+	 * caller is its sender. */
+	[SQL_MESSAGE_DELETE] = {"chat_message_delete",
+		"WITH a AS MATERIALIZED (SELECT " AUTH_SESSION_VALID " AS ok),"
+		" conv AS MATERIALIZED (SELECT c.id FROM conversations c, a"
+		"  WHERE a.ok AND c.id = $3::bigint AND " IS_MEMBER("c.id") " FOR NO KEY UPDATE OF c),"
+		" msg AS MATERIALIZED (SELECT x.id, x.sender_id, x.deleted_at IS NOT NULL AS gone"
+		"  FROM messages x, conv WHERE x.conversation_id = $3::bigint AND x.id = $4::bigint),"
+		" del AS (UPDATE messages x SET body = NULL, deleted_at = now() FROM msg"
+		"  WHERE x.conversation_id = $3::bigint AND x.id = msg.id"
+		"  AND msg.sender_id = $2::bigint AND NOT msg.gone RETURNING x.id),"
+		" fan AS (UPDATE members f SET activity = " ACTIVITY_NOW
+		"  FROM del WHERE f.conversation_id = $3::bigint)"
+		" SELECT a.ok, EXISTS (SELECT 1 FROM conv), msg.id IS NOT NULL,"
+		"  msg.sender_id = $2::bigint"
+		" FROM a LEFT JOIN msg ON true",
+		false},
 };
 
 // clang-format on
@@ -211,6 +364,12 @@ static const struct db_statement statements[] = {
 #define MEMBERS_MAX     100
 #define IDEMPOTENCY_MAX 128
 #define OWNER_ONLY      "only the owner can add members"
+#define OWNER_REMOVES   "only the owner can remove other members"
+#define SENDER_DELETES  "only the sender can delete a message"
+/* Runs of a statement that lost a race with a membership change (see
+ * CONV_LOCKED) before the answer is 503: each run after the first found a
+ * change committed since the previous one. */
+#define SETTLE_TRIES 5
 
 static const struct text_rule title_rule = {"title", true, true, FIELD_CODEPOINTS, 1, 200};
 static const struct text_rule body_rule = {"body", true, false, FIELD_CODEPOINTS, 1, 4000};
@@ -278,8 +437,38 @@ static struct json_object *message_json(const PGresult *r, int row, int col, int
 	HTTP_JSON_PUT(o, "sender_id", col_int64(r, row, col + 1));
 	HTTP_JSON_PUT(o, "sender_name", col_text(r, row, col + 2));
 	HTTP_JSON_PUT(o, "body", col_text(r, row, col + 3));
+	/* A tombstone: the database keeps body NULL exactly when deleted. */
+	HTTP_JSON_PUT(o, "deleted", json_object_new_boolean(PQgetisnull(r, row, col + 3)));
 	HTTP_JSON_PUT(o, "created_at", col_text(r, row, col + 4));
 	return o;
+}
+
+/* The caller's read state from columns col.. (last_message_id,
+ * last_read_id, unread) into conversation object o. */
+static void read_state_put(struct json_object *o, const PGresult *r, int row, int col)
+{
+	HTTP_JSON_PUT(o, "last_message_id", col_int64(r, row, col));
+	HTTP_JSON_PUT(o, "last_read_id", col_int64(r, row, col + 1));
+	HTTP_JSON_PUT(o, "unread", col_int64(r, row, col + 2));
+}
+
+/* Run a statement that locks the conversation row for a change depending
+ * on its members (CONV_LOCKED) until `settled` says it did not lose a race
+ * with a membership change: one round trip, and another only after such a
+ * race.  NULL with *st on a database error or, after SETTLE_TRIES runs,
+ * with DB_UNAVAILABLE (a 503: retry shortly). */
+static PGresult *exec_settled(struct worker *w, int stmt, int nparams, const char *const *params,
+                              bool (*settled)(const PGresult *r), enum db_status *st)
+{
+	for (int i = 0; i < SETTLE_TRIES; i++) {
+		PGresult *r = db_exec(&w->db, &statements[stmt], nparams, params, st);
+		if (!r || settled(r))
+			return r;
+		PQclear(r);
+	}
+	log_event(LOG_LEVEL_WARN, "chat", "membership kept changing under a statement");
+	*st = DB_UNAVAILABLE;
+	return NULL;
 }
 
 /* --- request input ------------------------------------------------------------ */
@@ -366,8 +555,11 @@ void chat_conversation_list(struct worker *w, struct request *req, struct respon
 	n = rows > limit ? (int)limit : rows;
 	body = json_object_new_object();
 	items = json_object_new_array();
-	for (int i = 0; i < n; i++)
-		json_object_array_add(items, conversation_json(r, i, 1));
+	for (int i = 0; i < n; i++) {
+		struct json_object *c = conversation_json(r, i, 1);
+		read_state_put(c, r, i, 7);
+		json_object_array_add(items, c);
+	}
 	HTTP_JSON_PUT(body, "items", items);
 	/* A row beyond the page: the cursor is the last item's activity. */
 	HTTP_JSON_PUT(body, "next_before", rows > limit ? col_int64(r, n - 1, 6) : NULL);
@@ -407,6 +599,12 @@ void chat_conversation_get(struct worker *w, struct request *req, struct respons
 	PQclear(r);
 }
 
+/* Settled: column 7 (see SQL_MEMBER_ADD). */
+static bool member_add_settled(const PGresult *r)
+{
+	return col_true(r, 0, 7);
+}
+
 void chat_member_add(struct worker *w, struct request *req, struct response *res)
 {
 	char *email = NULL, user_id[24], conv_text[24];
@@ -423,7 +621,7 @@ void chat_member_add(struct worker *w, struct request *req, struct response *res
 	snprintf(conv_text, sizeof conv_text, "%" PRId64, req->path_ids[0]);
 	params[2] = conv_text;
 	params[3] = email;
-	r = db_exec(&w->db, &statements[SQL_MEMBER_ADD], 4, params, &st);
+	r = exec_settled(w, SQL_MEMBER_ADD, 4, params, member_add_settled, &st);
 	if (!r) {
 		reply_db_error(res, st);
 		goto out;
@@ -460,6 +658,8 @@ static struct json_object *sent_message_json(const struct request *req, PGresult
 	HTTP_JSON_PUT(o, "sender_id", json_object_new_int64(req->user_id));
 	HTTP_JSON_PUT(o, "sender_name", col_text(r, 0, col + 1));
 	HTTP_JSON_PUT(o, "body", col_text(r, 0, col + 2));
+	/* A retry of a key whose message was deleted since: the tombstone. */
+	HTTP_JSON_PUT(o, "deleted", json_object_new_boolean(PQgetisnull(r, 0, col + 2)));
 	HTTP_JSON_PUT(o, "created_at", col_text(r, 0, col + 3));
 	return o;
 }
@@ -488,6 +688,13 @@ static void message_by_key(struct worker *w, struct request *req, struct respons
 	PQclear(r);
 }
 
+/* Settled unless a member (column 1) found the locked row changed
+ * (column 2); see MESSAGE_SEND. */
+static bool send_settled(const PGresult *r)
+{
+	return !col_true(r, 0, 1) || col_true(r, 0, 2);
+}
+
 void chat_message_post(struct worker *w, struct request *req, struct response *res)
 {
 	char *body = NULL, user_id[24], conv_text[24];
@@ -509,24 +716,24 @@ void chat_message_post(struct worker *w, struct request *req, struct response *r
 	params[2] = conv_text;
 	params[3] = body;
 	params[4] = key;
-	r = db_exec(&w->db, &statements[key ? SQL_MESSAGE_POST_KEYED : SQL_MESSAGE_POST],
-	            key ? 5 : 4, params, &st);
+	r = exec_settled(w, key ? SQL_MESSAGE_POST_KEYED : SQL_MESSAGE_POST, key ? 5 : 4, params,
+	                 send_settled, &st);
 	if (!r) {
 		reply_db_error(res, st);
 		goto out;
 	}
-	/* ok, member, created, id, sender name, body, created_at */
+	/* ok, member, settled, created, id, sender name, body, created_at */
 	if (!col_true(r, 0, 0)) {
 		reply_token_revoked(req, res);
 	} else if (!col_true(r, 0, 1)) {
 		reply_not_found(res);
-	} else if (PQgetisnull(r, 0, 3)) {
+	} else if (PQgetisnull(r, 0, 4)) {
 		if (key)
 			message_by_key(w, req, res, conv_text, user_id, key);
 		else
 			reply_internal(res); /* no key, no conflict: cannot happen */
 	} else {
-		http_set_json(res, col_true(r, 0, 2) ? 201 : 200, sent_message_json(req, r, 3));
+		http_set_json(res, col_true(r, 0, 3) ? 201 : 200, sent_message_json(req, r, 4));
 	}
 out:
 	PQclear(r);
@@ -587,5 +794,158 @@ void chat_message_list(struct worker *w, struct request *req, struct response *r
 		HTTP_JSON_PUT(body, "items", items);
 		http_set_json(res, 200, body);
 	}
+	PQclear(r);
+}
+
+void chat_updates(struct worker *w, struct request *req, struct response *res)
+{
+	char user_id[24], since_text[24];
+	const char *params[3];
+	int64_t since = 0;
+	struct json_object *body, *items, *removed;
+	enum db_status st;
+	PGresult *r;
+
+	/* SPEC: since=0 (or none) is a client that has seen nothing yet. */
+	if (field_query_int(req, "since", 0, INT64_MAX, &since, res) < 0)
+		return;
+	auth_session_params(req, user_id, params);
+	snprintf(since_text, sizeof since_text, "%" PRId64, since);
+	params[2] = since_text;
+	r = db_exec(&w->db, &statements[SQL_UPDATES], 3, params, &st);
+	if (!r) {
+		reply_db_error(res, st);
+		return;
+	}
+	if (!col_true(r, 0, 0)) {
+		reply_token_revoked(req, res);
+		PQclear(r);
+		return;
+	}
+	/* ok, cursor, removed, 5 conversation columns, last_message_id,
+	 * last_read_id, unread, conversation id */
+	body = json_object_new_object();
+	items = json_object_new_array();
+	removed = json_object_new_array();
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct json_object *c;
+
+		if (PQgetisnull(r, i, 2))
+			continue; /* nothing changed: the one row of the session check */
+		if (col_true(r, i, 2)) {
+			json_object_array_add(removed, col_int64(r, i, 11));
+			continue;
+		}
+		c = conversation_json(r, i, 3);
+		read_state_put(c, r, i, 8);
+		json_object_array_add(items, c);
+	}
+	HTTP_JSON_PUT(body, "items", items);
+	HTTP_JSON_PUT(body, "removed", removed);
+	HTTP_JSON_PUT(body, "cursor", col_int64(r, 0, 1));
+	http_set_json(res, 200, body);
+	PQclear(r);
+}
+
+void chat_read_mark(struct worker *w, struct request *req, struct response *res)
+{
+	char user_id[24], conv_text[24], mark_text[24];
+	const char *params[4];
+	int64_t mark;
+	struct json_object *o;
+	enum db_status st;
+	PGresult *r;
+
+	if (field_int(req->json, "message_id", 1, INT64_MAX, &mark, res) < 0)
+		return;
+	auth_session_params(req, user_id, params);
+	snprintf(conv_text, sizeof conv_text, "%" PRId64, req->path_ids[0]);
+	snprintf(mark_text, sizeof mark_text, "%" PRId64, mark);
+	params[2] = conv_text;
+	params[3] = mark_text;
+	r = db_exec(&w->db, &statements[SQL_READ_MARK], 4, params, &st);
+	if (!r) {
+		reply_db_error(res, st);
+		return;
+	}
+	/* ok, member, last_read_id, unread */
+	if (!col_true(r, 0, 0)) {
+		reply_token_revoked(req, res);
+	} else if (!col_true(r, 0, 1)) {
+		reply_not_found(res);
+	} else {
+		o = json_object_new_object();
+		HTTP_JSON_PUT(o, "conversation_id", json_object_new_int64(req->path_ids[0]));
+		HTTP_JSON_PUT(o, "last_read_id", col_int64(r, 0, 2));
+		HTTP_JSON_PUT(o, "unread", col_int64(r, 0, 3));
+		http_set_json(res, 200, o);
+	}
+	PQclear(r);
+}
+
+/* Settled unless an allowed removal of a member (columns 1-3) found the
+ * locked row changed (column 4); see SQL_MEMBER_REMOVE. */
+static bool member_remove_settled(const PGresult *r)
+{
+	return !(col_true(r, 0, 1) && col_true(r, 0, 2) && col_true(r, 0, 3)) || col_true(r, 0, 4);
+}
+
+void chat_member_remove(struct worker *w, struct request *req, struct response *res)
+{
+	char user_id[24], conv_text[24], target_text[24];
+	const char *params[4];
+	enum db_status st;
+	PGresult *r;
+
+	auth_session_params(req, user_id, params);
+	snprintf(conv_text, sizeof conv_text, "%" PRId64, req->path_ids[0]);
+	snprintf(target_text, sizeof target_text, "%" PRId64, req->path_ids[1]);
+	params[2] = conv_text;
+	params[3] = target_text;
+	r = exec_settled(w, SQL_MEMBER_REMOVE, 4, params, member_remove_settled, &st);
+	if (!r) {
+		reply_db_error(res, st);
+		return;
+	}
+	/* ok, member, allowed, target is a member, done */
+	if (!col_true(r, 0, 0))
+		reply_token_revoked(req, res);
+	else if (!col_true(r, 0, 1))
+		reply_not_found(res);
+	else if (!col_true(r, 0, 2))
+		reply_forbidden(req, res, OWNER_REMOVES);
+	else if (!col_true(r, 0, 3))
+		reply_not_found(res); /* no such member: the same 404 */
+	else
+		res->status = 204;
+	PQclear(r);
+}
+
+void chat_message_delete(struct worker *w, struct request *req, struct response *res)
+{
+	char user_id[24], conv_text[24], msg_text[24];
+	const char *params[4];
+	enum db_status st;
+	PGresult *r;
+
+	auth_session_params(req, user_id, params);
+	snprintf(conv_text, sizeof conv_text, "%" PRId64, req->path_ids[0]);
+	snprintf(msg_text, sizeof msg_text, "%" PRId64, req->path_ids[1]);
+	params[2] = conv_text;
+	params[3] = msg_text;
+	r = db_exec(&w->db, &statements[SQL_MESSAGE_DELETE], 4, params, &st);
+	if (!r) {
+		reply_db_error(res, st);
+		return;
+	}
+	/* ok, member, found, sender */
+	if (!col_true(r, 0, 0))
+		reply_token_revoked(req, res);
+	else if (!col_true(r, 0, 1) || !col_true(r, 0, 2))
+		reply_not_found(res);
+	else if (!col_true(r, 0, 3))
+		reply_forbidden(req, res, SENDER_DELETES);
+	else
+		res->status = 204; /* deleted now, or already a tombstone */
 	PQclear(r);
 }

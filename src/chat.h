@@ -32,5 +32,9 @@ void chat_conversation_get(struct worker *w, struct request *req, struct respons
 void chat_member_add(struct worker *w, struct request *req, struct response *res);
 void chat_message_post(struct worker *w, struct request *req, struct response *res);
 void chat_message_list(struct worker *w, struct request *req, struct response *res);
+void chat_message_delete(struct worker *w, struct request *req, struct response *res);
+void chat_read_mark(struct worker *w, struct request *req, struct response *res);
+void chat_member_remove(struct worker *w, struct request *req, struct response *res);
+void chat_updates(struct worker *w, struct request *req, struct response *res);
 
 #endif

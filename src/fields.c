@@ -94,6 +94,30 @@ int field_text(struct json_object *obj, const struct text_rule *rule, char **out
 	                        rule, out, out_len, res);
 }
 
+int field_int(struct json_object *obj, const char *name, int64_t min, int64_t max, int64_t *out,
+              struct response *res)
+{
+	struct json_object *v;
+	char msg[128];
+
+	if (!json_object_object_get_ex(obj, name, &v)) {
+		reply_validation(res, name, "is required");
+		return -1;
+	}
+	if (!json_object_is_type(v, json_type_int)) {
+		snprintf(msg, sizeof msg, "%s must be an integer", name);
+		reply_bad_request(res, msg, name);
+		return -1;
+	}
+	*out = json_object_get_int64(v);
+	if (*out < min || *out > max) {
+		snprintf(msg, sizeof msg, "must be from %" PRId64 " to %" PRId64, min, max);
+		reply_validation(res, name, msg);
+		return -1;
+	}
+	return 0;
+}
+
 int field_email(char *email, size_t len, const char *field, struct response *res)
 {
 	unsigned char *p = (unsigned char *)email, *end = p + len;

@@ -50,6 +50,16 @@ int field_email(char *email, size_t len, const char *field, struct response *res
 bool field_is_blank(const char *s, size_t n);
 
 /*
+ * Body field `name`, a required JSON integer from min to max: absent is 422,
+ * another JSON type (1.0 and 1e3 are numbers, not integers) is 400, out of
+ * range is 422, each naming the field.  An integer beyond int64 reads as
+ * the nearest int64 (json-c saturates), so it fails or passes as that.
+ * 0 with *out set, or -1 with the answer in *res.
+ */
+int field_int(struct json_object *obj, const char *name, int64_t min, int64_t max, int64_t *out,
+              struct response *res);
+
+/*
  * Query parameter `name` as a canonical decimal integer from min (0 or 1)
  * to max.  Returns 1 with *out set, 0 when absent (*out untouched), or -1
  * with a 422 naming the parameter (a bad value, a bad percent-escape, or

@@ -42,11 +42,12 @@ json POST /chat/conversations "{\"title\":\"$SEED_TITLE\"}" -H "Authorization: B
 check "seed: create the conversation" is_status 201
 seed_cid=$(printf '%s' "$BODY" | jq -r .id)
 stack_psql chat -c "
-	INSERT INTO chat.messages (conversation_id, sender_id, body, created_at)
+	INSERT INTO chat.messages (conversation_id, sender_id, body, created_at, seq)
 	SELECT $seed_cid, $seed_uid, 'seed ' || lpad(g::text, 3, '0'),
-	       now() - ($SEED_COUNT - g) * interval '1 minute'
+	       now() - ($SEED_COUNT - g) * interval '1 minute', g
 	FROM generate_series(1, $SEED_COUNT) AS g ORDER BY g;
-	UPDATE chat.conversations SET last_message_at = now(),
+	UPDATE chat.conversations SET last_message_at = now(), message_count = $SEED_COUNT,
+	       last_message_id = (SELECT max(id) FROM chat.messages WHERE conversation_id = $seed_cid),
 	       activity = nextval('chat.conversation_activity') WHERE id = $seed_cid;" >/dev/null
 req GET "/chat/conversations/$seed_cid/messages?limit=200" -H "Authorization: Bearer $token"
 check "seed: $SEED_COUNT messages in order" is_json '[.items[].body]|(length|tostring) + " " + .[0] + " " + .[-1]' \

@@ -106,7 +106,7 @@ get "$A" "/chat/conversations"
 first_before=$(jv '.items[0].id')
 post "$B" "/chat/conversations/$c1/messages" '{"body":"hi Alice"}'
 check "Bob (member) posts: 201" is_status 201
-check "the message's fields" is_json '[keys[]]|join(",")' body,conversation_id,created_at,id,sender_id,sender_name
+check "the message's fields" is_json '[keys[]]|join(",")' body,conversation_id,created_at,deleted,id,sender_id,sender_name
 check "... conversation, sender, sender_name, body" is_json '"\(.conversation_id) \(.sender_id) \(.sender_name) \(.body)"' "$c1 $bob_id Bob hi Alice"
 m1=$(jv .id)
 post "$A" "/chat/conversations/$c1/messages" '{"body":"hi Bob"}'
@@ -491,7 +491,8 @@ section "plans"
 sql "INSERT INTO chat.conversations (title, owner_id) SELECT 'bulk ' || g, $erin_id FROM generate_series(1, 5000) g;
 INSERT INTO chat.members (conversation_id, user_id, role) SELECT id, owner_id, 'owner' FROM chat.conversations WHERE owner_id = $erin_id;
 INSERT INTO chat.members (conversation_id, user_id, role) SELECT id, $dave_id, 'member' FROM chat.conversations WHERE owner_id = $erin_id AND id % 2 = 0;
-INSERT INTO chat.messages (conversation_id, sender_id, body) SELECT c.id, c.owner_id, 'bulk ' || g FROM chat.conversations c, generate_series(1, 20) g WHERE c.owner_id = $erin_id;" >/dev/null
+INSERT INTO chat.messages (conversation_id, sender_id, body, seq) SELECT c.id, c.owner_id, 'bulk ' || g, g FROM chat.conversations c, generate_series(1, 20) g WHERE c.owner_id = $erin_id;
+UPDATE chat.conversations c SET message_count = 20, last_message_id = (SELECT max(id) FROM chat.messages m WHERE m.conversation_id = c.id) WHERE c.owner_id = $erin_id;" >/dev/null
 sql "VACUUM ANALYZE" >/dev/null
 check "seeded: over 100k messages, 5000 more conversations, Dave in 2500" [ "$(sql "SELECT count(*) > 100000 FROM chat.messages")" = t ]
 
@@ -525,7 +526,7 @@ p_before=$(plan_of "ORDER BY m.id DESC")
 p_after=$(plan_of "m.id > \$4::bigint")
 p_list=$(plan_of "ORDER BY c.activity DESC")
 p_post=$(plan_of "ON CONFLICT")
-p_plain=$(plan_of "INSERT INTO messages AS m (conversation_id, sender_id, body) ")
+p_plain=$(plan_of "INSERT INTO messages AS m (conversation_id, sender_id, body, seq) ")
 for p in "$p_before" "$p_after" "$p_list" "$p_post" "$p_plain"; do echo "#   $(grep -o 'Query Text: .\{0,60\}' "$p")"; show_plan "$p"; done
 uses_msg_index() { grep -Eq "Index (Only )?Scan( Backward)? using messages_pkey on messages" "$1" && ! grep -q "Seq Scan on messages" "$1"; }
 check "messages?limit=50 (the last page): index scan on messages_pkey, no Seq Scan on messages" uses_msg_index "$p_before"

@@ -331,7 +331,9 @@ async function main() {
 	// 4. The route table against the document, both ways.
 	const { routes, problems } = parseRoutes(readFileSync(routesFile === '-' ? 0 : routesFile, 'utf8'));
 	report(problems.length === 0 && routes.length > 0, `the route table parses (${routes.length} routes)`, problems.length ? problems : ['no route at all']);
-	const key = (m, p) => `${m.toUpperCase()} ${p}`;
+	// The router writes every path parameter "{id}"; the document names
+	// them ({id}, {user_id}, {message_id}: names must differ in a path).
+	const key = (m, p) => `${m.toUpperCase()} ${p.replace(/\{[^}]+\}/g, '{id}')}`;
 	const documented = new Map(ops.map(([p, m, op]) => [key(m, p), op]));
 	const inTable = new Set(routes.map((r) => key(r.method, r.pattern)));
 	report(

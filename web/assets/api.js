@@ -32,7 +32,7 @@ export class ApiError extends Error {
 // The rate-limit class of a route, as the router (src/router.c) assigns it.
 export function limitClass(method, path) {
 	if (method === 'POST' && /^\/auth\/(register|login|password)$/.test(path)) return 'auth';
-	if (method === 'POST' && path.startsWith('/chat/')) return 'chat';
+	if ((method === 'POST' || method === 'DELETE') && path.startsWith('/chat/')) return 'chat';
 	if (method === 'GET' && (path.startsWith('/chat/') || path === '/auth/me')) return 'read';
 	return null;
 }

@@ -648,7 +648,8 @@ function messageElement(m) {
 	if (state.me && m.sender_id === state.me.id) li.classList.add('own');
 	const meta = el('div', 'msg-meta');
 	meta.append(el('bdi', 'msg-sender', m.sender_name), ' ', timeElement(m.created_at));
-	const body = el('p', 'msg-body', m.body);
+	// A tombstone (the sender deleted it): a fixed note, never the text.
+	const body = m.deleted ? el('p', 'msg-body msg-deleted', 'Message deleted') : el('p', 'msg-body', m.body);
 	li.append(meta, body);
 	return li;
 }
