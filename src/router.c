@@ -44,13 +44,12 @@ static const struct route routes[] = {
      LIMIT_CLASS_CHAT, "chat_message_post"},
     {"GET", "/chat/conversations/{id}/messages", chat_message_list, ROUTE_BODY_NONE, true,
      LIMIT_CLASS_READ, "chat_message_list"},
-    {"DELETE", "/chat/conversations/{id}/messages/{id}", chat_message_delete, ROUTE_BODY_NONE,
-     true, LIMIT_CLASS_CHAT, "chat_message_delete"},
+    {"DELETE", "/chat/conversations/{id}/messages/{id}", chat_message_delete, ROUTE_BODY_NONE, true,
+     LIMIT_CLASS_CHAT, "chat_message_delete"},
     {"POST", "/chat/conversations/{id}/read", chat_read_mark, ROUTE_BODY_JSON, true,
      LIMIT_CLASS_CHAT, "chat_read_mark"},
     /* One poll for every conversation (docs/CLIENT.md, the polling contract). */
-    {"GET", "/chat/updates", chat_updates, ROUTE_BODY_NONE, true, LIMIT_CLASS_READ,
-     "chat_updates"},
+    {"GET", "/chat/updates", chat_updates, ROUTE_BODY_NONE, true, LIMIT_CLASS_READ, "chat_updates"},
 };
 
 size_t router_count(void)
