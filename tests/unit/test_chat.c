@@ -322,28 +322,31 @@ START_TEST(list_messages_checks)
 }
 END_TEST
 
-/* Each statement names itself after its module and every handler's is
- * registered (a missing one would fail to prepare on every connection). */
+/* Each statement names itself after its module, once (a prepared name
+ * given twice would fail on every connection), and none marked read-only
+ * writes (a read-only statement may be retried on a new connection). */
 START_TEST(statements_are_named_and_read_only_where_safe)
 {
 	size_t n;
 	const struct db_statement *s = chat_statements(&n);
 	int reads = 0;
 
-	ck_assert_uint_eq(n, 9);
 	for (size_t i = 0; i < n; i++) {
 		ck_assert_msg(strncmp(s[i].name, "chat_", 5) == 0, "%s", s[i].name);
 		ck_assert_ptr_nonnull(s[i].sql);
-		/* A statement that writes must never be retried on a new
-		 * connection. */
+		for (size_t j = 0; j < i; j++)
+			ck_assert_msg(strcmp(s[i].name, s[j].name) != 0, "%s twice", s[i].name);
 		if (s[i].read_only) {
 			ck_assert_msg(strstr(s[i].sql, "INSERT") == NULL &&
-			                  strstr(s[i].sql, "UPDATE") == NULL,
+			                  strstr(s[i].sql, "UPDATE") == NULL &&
+			                  strstr(s[i].sql, "DELETE") == NULL,
 			              "%s writes but is marked read-only", s[i].name);
 			reads++;
 		}
 	}
-	ck_assert_int_eq(reads, 5);
+	/* Not vacuous: both kinds are there. */
+	ck_assert_int_gt(reads, 0);
+	ck_assert_int_lt(reads, (int)n);
 }
 END_TEST
 
