@@ -21,6 +21,7 @@
 #include "ratelimit.h"
 #include "segment.h"
 #include "token.h"
+#include "pipeline.h"
 #include "worker.h"
 
 #define USER_ID 7
@@ -69,22 +70,9 @@ static void teardown(void)
 	config_free(&w.cfg);
 }
 
-/* Connection attempts so far, refused ones included. */
 static uint64_t db_attempts(void)
 {
-	return w.db.connects + w.db.connect_failures;
-}
-
-static ssize_t read_string(void *ctx, char *buf, size_t n)
-{
-	const char **src = ctx;
-	size_t len = strlen(*src);
-
-	if (len > n)
-		len = n;
-	memcpy(buf, *src, len);
-	*src += len;
-	return (ssize_t)len;
+	return db_attempts_of(&w);
 }
 
 /* Run one request through the pipeline; extra is one more parameter (or
@@ -124,21 +112,6 @@ static void post_json(const char *uri, const char *extra, const char *body, stru
                       struct response *res)
 {
 	run("POST", uri, "application/json", extra, body, req, res);
-}
-
-static const char *member(const struct response *res, const char *name)
-{
-	struct json_object *v;
-
-	if (!res->json || !json_object_object_get_ex(res->json, name, &v))
-		return "";
-	return json_object_get_string(v);
-}
-
-static void done(struct request *req, struct response *res)
-{
-	http_response_free(res);
-	http_request_free(req);
 }
 
 /* A 422 or 400 on `field`, decided without the database. */

@@ -14,6 +14,7 @@
 #include "auth.h"
 #include "chat.h"
 #include "token.h"
+#include "pipeline.h"
 #include "worker.h"
 
 static struct worker w;
@@ -60,22 +61,9 @@ static void teardown(void)
 	config_free(&w.cfg);
 }
 
-/* Connection attempts so far, refused ones included. */
 static uint64_t db_attempts(void)
 {
-	return w.db.connects + w.db.connect_failures;
-}
-
-static ssize_t read_string(void *ctx, char *buf, size_t n)
-{
-	const char **src = ctx;
-	size_t len = strlen(*src);
-
-	if (len > n)
-		len = n;
-	memcpy(buf, *src, len);
-	*src += len;
-	return (ssize_t)len;
+	return db_attempts_of(&w);
 }
 
 /* One authenticated request: a JSON body when body is not NULL, and one
@@ -107,21 +95,6 @@ static void run(const char *method, const char *uri, const char *extra, const ch
 	http_response_init(res);
 	worker_handle(&w, req, res, read_string, &cursor);
 	free(e);
-}
-
-static const char *member(const struct response *res, const char *name)
-{
-	struct json_object *v;
-
-	if (!res->json || !json_object_object_get_ex(res->json, name, &v))
-		return "";
-	return json_object_get_string(v);
-}
-
-static void done(struct request *req, struct response *res)
-{
-	http_response_free(res);
-	http_request_free(req);
 }
 
 /* Refused with status on `field`, and no connection attempt. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "health.h"
+#include "pipeline.h"
 #include "worker.h"
 
 static struct worker w;
@@ -35,10 +36,9 @@ static void teardown(void)
 	config_free(&w.cfg);
 }
 
-/* Connection attempts so far, refused ones included. */
 static uint64_t db_attempts(void)
 {
-	return w.db.connects + w.db.connect_failures;
+	return db_attempts_of(&w);
 }
 
 static ssize_t no_body(void *ctx, char *buf, size_t n)
@@ -59,21 +59,6 @@ static void get(const char *uri, struct request *req, struct response *res)
 	ck_assert_int_eq(http_request_init(req, p), 0);
 	http_response_init(res);
 	worker_handle(&w, req, res, no_body, NULL);
-}
-
-static const char *member(const struct response *res, const char *name)
-{
-	struct json_object *v;
-
-	if (!res->json || !json_object_object_get_ex(res->json, name, &v))
-		return "";
-	return json_object_get_string(v);
-}
-
-static void done(struct request *req, struct response *res)
-{
-	http_response_free(res);
-	http_request_free(req);
 }
 
 START_TEST(healthz_is_ok_without_the_database)
