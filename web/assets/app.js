@@ -16,7 +16,7 @@ export const POLL_UPDATES_MS = 3000;
 // sends): at most one every MARK_GAP_MS, and only while at least
 // CHAT_RESERVE chat requests are left, so that a mark never makes a send wait.
 const MARK_GAP_MS = 12000;
-const CHAT_RESERVE = 2;
+const CHAT_RESERVE = 3;
 const SLOW_BELOW = 20; // RateLimit-Remaining of the read class
 const FAST_FROM = 40;
 const SLOW_FACTOR = 3;
