@@ -118,7 +118,8 @@ static const struct db_statement statements[] = {
 	/* $3 title, $4 member emails (a JSON array).  The conversation is
 	 * inserted only when every email is known, so an unknown one leaves
 	 * nothing behind; column 2 is the 1-based position of the first.
-	 * Then one row per member, owner first. */
+	 * Then one row per member, owner first, stamped (activity) so that the
+	 * members' next GET /chat/updates reports the new conversation. */
 	[SQL_CONVERSATION_CREATE] = {"chat_conversation_create",
 		"WITH a AS MATERIALIZED (SELECT " AUTH_SESSION_VALID " AS ok),"
 		" wanted AS MATERIALIZED (SELECT e.email, e.ord FROM a,"
@@ -129,9 +130,10 @@ static const struct db_statement statements[] = {
 		"  SELECT $3, $2::bigint FROM a"
 		"  WHERE a.ok AND NOT EXISTS (SELECT 1 FROM found WHERE id IS NULL)"
 		"  RETURNING c.id, c.title, c.owner_id, c.created_at, c.last_message_at),"
-		" mem AS (INSERT INTO members AS m (conversation_id, user_id, role)"
-		"  SELECT conv.id, $2::bigint, 'owner' FROM conv"
-		"  UNION SELECT conv.id, f.id, 'member' FROM conv, found f WHERE f.id <> $2::bigint"
+		" mem AS (INSERT INTO members AS m (conversation_id, user_id, role, activity)"
+		"  SELECT conv.id, $2::bigint, 'owner', " ACTIVITY_NOW " FROM conv"
+		"  UNION SELECT conv.id, f.id, 'member', " ACTIVITY_NOW
+		"  FROM conv, found f WHERE f.id <> $2::bigint"
 		"  RETURNING m.user_id, m.role)"
 		" SELECT a.ok, (SELECT min(ord) FROM found WHERE id IS NULL), "
 		CONVERSATION_COLUMNS("conv") ", mem.user_id, u.display_name, mem.role"

@@ -47,8 +47,9 @@ const SEED = {
 };
 const SHOTS = process.env.SCREENSHOT_DIR || '';
 const PAGE = 50; // the client's page size (web/assets/app.js)
-const POLL_MESSAGES_MS = 3000; // its polling periods
-const POLL_LIST_MS = 10000;
+const POLL_MESSAGES_MS = 3000; // its polling period (GET /chat/updates)
+const MARK_GAP_MS = 12000; // at most one read mark in this time
+const BUDGET_WORST = 40; // reads/minute at most, a conversation open (docs/CLIENT.md)
 const READ_LIMIT = 60; // RATE_LIMIT_READ, per minute (the default)
 
 const T0 = Date.now();
@@ -203,6 +204,34 @@ async function setHidden(page, hide) {
 async function session(page) {
 	return page.evaluate(() => sessionStorage.getItem('chat-fcgi.session'));
 }
+async function tokenOf(w) {
+	return JSON.parse(await session(w.page)).token;
+}
+// The API from node (another client than the browser).
+async function apiCall(method, p, token, json) {
+	const headers = { Accept: 'application/json' };
+	if (token) headers.Authorization = 'Bearer ' + token;
+	if (json !== undefined) headers['Content-Type'] = 'application/json';
+	const res = await fetch(BASE + p, { method, headers, body: json === undefined ? undefined : JSON.stringify(json) });
+	const t = await res.text();
+	let body = null;
+	try {
+		body = t ? JSON.parse(t) : null;
+	} catch {
+		body = null;
+	}
+	return { status: res.status, body };
+}
+// The unread badge of the conversation titled t: its text, null without
+// one, undefined when the conversation is not listed.
+async function badgeText(page, t) {
+	return page.evaluate((title) => {
+		const b = [...document.querySelectorAll('#conv-list .conv-item')].find((e) => e.querySelector('.conv-title').textContent === title);
+		if (!b) return undefined;
+		const x = b.querySelector('.badge');
+		return x ? x.textContent : null;
+	}, t);
+}
 
 // ---- the test ----------------------------------------------------------------------
 
@@ -295,8 +324,14 @@ try {
 		tCreated = Date.now();
 		await A.page.waitForFunction(() => document.getElementById('conv-members').textContent.includes('Bob'));
 		assert(await text(A.page, '#conv-title-text') === TITLE, 'title');
-		const members = await text(A.page, '#conv-members');
+		const members = await A.page.evaluate(() => {
+			const c = document.getElementById('conv-members').cloneNode(true);
+			for (const b of c.querySelectorAll('button')) b.remove();
+			return c.textContent.replace(/ +,/g, ',').trim();
+		});
 		assert(members === `Members: ${ALICE.name} (owner), ${BOB.name}`, `members: ${members}`);
+		const removable = await A.page.locator('#conv-members .member-remove').count();
+		assert(removable === 1, `${removable} remove buttons for the owner (one: Bob)`);
 		assert(/^#\/c\/\d+$/.test(await A.page.evaluate(() => location.hash)), 'no #/c/<id> in the URL');
 	});
 	await check('422 on a form of the chat view: an unknown member email is shown next to the members input', async () => {
@@ -360,15 +395,14 @@ try {
 	}
 
 	// -- two users, polling ---------------------------------------------------------------
-	await check(`Bob sees the new conversation appear in his list by polling, without a reload (≤ ${POLL_LIST_MS / 1000} s + slack)`, async () => {
+	await check(`Bob sees the new conversation appear in his list by polling, without a reload (≤ ${POLL_MESSAGES_MS / 1000} s + slack)`, async () => {
 		const item = B.page.locator('#conv-list .conv-item', { has: B.page.locator('.conv-title', { hasText: 'Plans' }) });
-		await item.first().waitFor({ state: 'visible', timeout: POLL_LIST_MS + 6000 });
+		await item.first().waitFor({ state: 'visible', timeout: POLL_MESSAGES_MS + 6000 });
 		assert(B.documents === 1, `${B.documents} document loads`);
 		assert(await item.first().locator('.conv-title').evaluate((e) => e.textContent) === TITLE, 'title text');
 		assert(await B.page.locator('#conv-list img').count() === 0, 'an img in the list');
 		return `after ${((Date.now() - tCreated) / 1000).toFixed(1)} s`;
 	});
-	await shot(B.page, 'conversations.png');
 	await check('Bob opens it: the same title, members and the add-member form hidden (not the owner)', async () => {
 		await openConv(B.page, TITLE);
 		assert(await B.page.locator('#add-member-form').isHidden(), 'Bob sees the owner-only form');
@@ -429,10 +463,138 @@ try {
 		});
 	}
 	await check('every send carried an Idempotency-Key, a different one per message', async () => {
-		const keys = [A, B].flatMap((w) => w.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/messages'))
-			.map((r) => r.headers['idempotency-key']));
-		assert(keys.length === 6 && keys.every((k) => /^[0-9a-f]{32}$/.test(k || '')), `keys: ${keys}`);
-		assert(new Set(keys).size === keys.length, 'a key was reused');
+		// A key comes again only on the retry of a refused (429) send.
+		const sends = [A, B].flatMap((w) => w.responses.filter((r) => r.method === 'POST' && r.path.endsWith('/messages')));
+		const keys = sends.map((r) => r.request.headers()['idempotency-key']);
+		assert(keys.every((k) => /^[0-9a-f]{32}$/.test(k || '')), `keys: ${keys}`);
+		assert(new Set(keys).size === 6, `${new Set(keys).size} keys for 6 messages`);
+		const admitted = sends.filter((r) => r.status !== 429).map((r) => r.request.headers()['idempotency-key']);
+		assert(admitted.length === 6 && new Set(admitted).size === 6, `admitted: ${admitted}`);
+		return `${sends.length - 6} retried after a 429`;
+	});
+
+	// -- one poll for every conversation, unread, delete, leave ----------------------------------
+	// Carol works through the API (node's fetch): three conversations with
+	// Alice (one with Bob too), a message in one.  Her 5 chat requests fit
+	// the chat limit's burst.
+	const CAROL = { email: 'carol@example.test', password: 'password-carol', name: 'Carol' };
+	const SIDE_MSG = 'Are you both coming?';
+	const tSeveral = Date.now();
+	let carol = null, side = 0, sideMsg = 0, errands = 0;
+	await check('Carol (through the API) starts Side (with Alice and Bob), Errands and Books (with Alice), and writes in Side', async () => {
+		let r = await apiCall('POST', '/auth/register', null, { email: CAROL.email, password: CAROL.password, display_name: CAROL.name });
+		assert(r.status === 201, `register: ${r.status}`);
+		r = await apiCall('POST', '/auth/login', null, { email: CAROL.email, password: CAROL.password });
+		carol = r.body && r.body.access_token;
+		assert(carol, `login: ${r.status}`);
+		r = await apiCall('POST', '/chat/conversations', carol, { title: 'Side', members: [ALICE.email, BOB.email] });
+		assert(r.status === 201, `create: ${r.status}`);
+		side = r.body.id;
+		for (const title of ['Errands', 'Books']) {
+			r = await apiCall('POST', '/chat/conversations', carol, { title, members: [ALICE.email] });
+			assert(r.status === 201, `create: ${r.status}`);
+			if (title === 'Errands') errands = r.body.id;
+		}
+		r = await apiCall('POST', `/chat/conversations/${side}/messages`, carol, { body: SIDE_MSG });
+		assert(r.status === 201, `send: ${r.status}`);
+		sideMsg = r.body.id;
+	});
+	await check('unread: by polling, Alice and Bob see Side with a badge "1" (Errands and Books without), and read none of its messages', async () => {
+		for (const w of [A, B])
+			await w.page.waitForFunction((t) => {
+				const b = [...document.querySelectorAll('#conv-list .conv-item')].find((e) => e.querySelector('.conv-title').textContent === t);
+				return b && b.querySelector('.badge') && b.querySelector('.badge').textContent === '1';
+			}, 'Side', { timeout: POLL_MESSAGES_MS + 8000 });
+		await A.page.waitForFunction(() => document.querySelectorAll('#conv-list .conv-item').length === 4, null, { timeout: POLL_MESSAGES_MS + 5000 });
+		assert(await badgeText(A.page, 'Errands') === null && await badgeText(A.page, 'Books') === null, 'a badge on a conversation without messages');
+		for (const w of [A, B]) {
+			const n = w.requests.filter((r) => r.path.startsWith(`/chat/conversations/${side}`)).length;
+			assert(n === 0, `${w.name} made ${n} requests for Side`);
+		}
+	});
+	await shot(B.page, 'conversations.png');
+	let deletedId = 0;
+	await check('Alice deletes her own message (two clicks, no dialog): both pages show "Message deleted" (Bob\'s by polling), the text is gone', async () => {
+		deletedId = await A.page.evaluate((b) => {
+			const e = [...document.querySelectorAll('#messages .msg')].find((li) => li.querySelector('.msg-body').textContent === b);
+			return e ? Number(e.dataset.id) : 0;
+		}, HOSTILE_A[0]);
+		assert(deletedId, 'message not found');
+		assert(await B.page.locator(`#messages li[data-id="${deletedId}"] .msg-delete`).count() === 0, 'Bob can delete Alice\'s message');
+		const btn = A.page.locator(`#messages li[data-id="${deletedId}"] .msg-delete`);
+		await btn.click();
+		assert(await btn.textContent() === 'Delete?', 'the first click did not arm the button');
+		assert(!A.requests.some((r) => r.method === 'DELETE'), 'the first click deleted');
+		const t = Date.now();
+		await btn.click();
+		// (a 429 is waited out and retried by the client)
+		const isDel = (r) => r.method === 'DELETE' && r.t >= t;
+		await until(() => A.responses.some((r) => isDel(r) && r.status !== 429), 30000);
+		const res = A.responses.find((r) => isDel(r) && r.status !== 429);
+		assert(res.status === 204, `DELETE: ${res.status}`);
+		for (const w of [A, B])
+			await w.page.waitForFunction((i) => {
+				const e = document.querySelector(`#messages li[data-id="${i}"] .msg-body`);
+				return e && e.textContent === 'Message deleted';
+			}, deletedId, { timeout: POLL_MESSAGES_MS + 8000 });
+		for (const w of [A, B]) assert(await countBody(w.page, HOSTILE_A[0]) === 0, `${w.name}: the text is still shown`);
+		assert(await A.page.locator(`#messages li[data-id="${deletedId}"] .msg-delete`).count() === 0, 'a tombstone can be deleted');
+	});
+	await check('Bob opens Side: the badge goes, his client marks it read once, and the API\'s list says last_read_id = the message, unread 0', async () => {
+		const t = Date.now();
+		await openConv(B.page, 'Side');
+		await waitBody(B.page, SIDE_MSG, 5000);
+		assert(await badgeText(B.page, 'Side') === null, 'the badge is still shown');
+		const isMark = (r) => r.method === 'POST' && r.path === `/chat/conversations/${side}/read` && r.t >= t;
+		await until(() => B.responses.some((r) => isMark(r) && r.status === 200), MARK_GAP_MS + 20000);
+		const mark = B.requests.find(isMark);
+		assert(JSON.parse(mark.req.postData()).message_id === sideMsg, `marked ${mark.req.postData()}, the message is ${sideMsg}`);
+		const r = await apiCall('GET', '/chat/conversations?limit=50', await tokenOf(B));
+		const item = r.body.items.find((c) => c.id === side);
+		assert(item && item.last_read_id === sideMsg && item.unread === 0, JSON.stringify(item));
+		return `marked ${((mark.t - t) / 1000).toFixed(1)} s after opening`;
+	});
+	await check('Bob leaves Side (two clicks): it leaves his list, the pane closes and says so; the API answers him 404', async () => {
+		await B.page.click('#leave-conv');
+		assert(await text(B.page, '#leave-conv') !== 'Leave conversation', 'the first click did not arm the button');
+		const t = Date.now();
+		await B.page.click('#leave-conv');
+		const isDel = (r) => r.method === 'DELETE' && r.t >= t;
+		await until(() => B.responses.some((r) => isDel(r) && r.status !== 429), 30000);
+		const res = B.responses.find((r) => isDel(r) && r.status !== 429);
+		assert(res.status === 204, `DELETE: ${res.status}`);
+		await hiddenEl(B.page, '#conv-open');
+		await B.page.waitForFunction(() => ![...document.querySelectorAll('#conv-list .conv-title')].some((e) => e.textContent === 'Side'));
+		assert(/You left/.test(await text(B.page, '#notice')), `notice: ${await text(B.page, '#notice')}`);
+		const r = await apiCall('GET', `/chat/conversations/${side}`, await tokenOf(B));
+		assert(r.status === 404, `GET as Bob: ${r.status}`);
+		await openConv(B.page, TITLE); // back to Plans for what follows
+	});
+	await check('several conversations: Carol writes in Errands; Alice (4 conversations, Plans open) gets its badge and reads nothing of it', async () => {
+		const r = await apiCall('POST', `/chat/conversations/${errands}/messages`, carol, { body: 'milk, eggs' });
+		assert(r.status === 201, `send: ${r.status}`);
+		await A.page.waitForFunction(() => [...document.querySelectorAll('#conv-list .conv-item')].some((e) =>
+			e.querySelector('.conv-title').textContent === 'Errands' && e.querySelector('.badge')), null, { timeout: POLL_MESSAGES_MS + 8000 });
+		const n = A.requests.filter((q) => q.path.startsWith(`/chat/conversations/${errands}`)).length;
+		assert(n === 0, `${n} requests for Errands`);
+	});
+	await check('several conversations: Alice\'s reads are one poll of /chat/updates every 3 s plus a read of the open conversation when it was reported', async () => {
+		// A window long enough for a rate (the other checks took part of it).
+		await until(() => Date.now() - tSeveral >= 24000, 30000);
+		const t1 = Date.now();
+		const rs = reads(A, tSeveral, t1);
+		const s = (t1 - tSeveral) / 1000;
+		const polls = rs.filter((r) => r.path === '/chat/updates').length;
+		const other = rs.filter((r) => r.path !== '/chat/updates');
+		const rate = (rs.length * 60) / s;
+		note(`several: alice ${rs.length} reads (${polls} polls, other: ${other.map((r) => r.path + r.search).join(' ')}) in ${s.toFixed(1)} s = ${rate.toFixed(1)}/minute with 4 conversations`);
+		assert(s >= 15, `window too short: ${s} s`);
+		assert((polls * 60) / s <= 21, `${polls} polls in ${s.toFixed(1)} s`);
+		assert(other.every((r) => r.path.startsWith(`/chat/conversations/${A.page.url().split('/c/')[1]}/messages`)),
+			'a read other than the updates and the open conversation\'s messages');
+		assert(other.length <= 5, `${other.length} reads of the open conversation`);
+		assert(rate <= 30, `${rate.toFixed(1)} reads/minute`);
+		return `${rate.toFixed(1)} reads/minute`;
 	});
 
 	// -- 429: Bob sends until the chat limit (5/minute) refuses one --------------------------------
@@ -520,14 +682,16 @@ try {
 
 	// -- the polling budget ---------------------------------------------------------------------
 	const tEnd = Date.now();
-	await check('polling stays well within the read limit (60/minute): Alice\'s reads with a conversation open', async () => {
+	await check(`polling stays within the documented budget (≤ ${BUDGET_WORST}/minute of 60): Alice\'s reads with a busy conversation open`, async () => {
 		const n = reads(A, tBoth, tEnd).length;
 		const s = (tEnd - tBoth) / 1000;
 		const rate = (n * 60) / s;
-		note(`alice: ${n} reads in ${s.toFixed(1)} s = ${rate.toFixed(1)}/minute; bob: ${reads(B, tBoth, tEnd).length} reads`);
+		const polls = reads(A, tBoth, tEnd).filter((r) => r.path === '/chat/updates').length;
+		note(`alice: ${n} reads (${polls} polls of /chat/updates) in ${s.toFixed(1)} s = ${rate.toFixed(1)}/minute; bob: ${reads(B, tBoth, tEnd).length} reads`);
 		assert(s >= 20, `window too short: ${s} s`);
-		assert(rate <= 36, `${rate.toFixed(1)} reads/minute`);
-		const msgs = reads(A, tBoth, tEnd).filter((r) => r.path.endsWith('/messages')).map((r) => r.t);
+		assert(rate <= BUDGET_WORST, `${rate.toFixed(1)} reads/minute`);
+		assert(n <= 2 * polls + 2, `${n} reads for ${polls} polls: more than one read per poll`);
+		const msgs = reads(A, tBoth, tEnd).filter((r) => r.path === '/chat/updates').map((r) => r.t);
 		const gaps = msgs.slice(1).map((t, i) => t - msgs[i]).sort((a, b) => a - b);
 		assert(gaps.length && gaps[Math.floor(gaps.length / 2)] >= POLL_MESSAGES_MS - 200, `median gap ${gaps[Math.floor(gaps.length / 2)]} ms`);
 		return `${rate.toFixed(1)}/minute`;
@@ -551,6 +715,28 @@ try {
 		await setHidden(A.page, false);
 		await A.page.waitForRequest((r) => r.method() === 'GET' && new URL(r.url()).pathname.startsWith('/chat/'), { timeout: 2000 });
 		return `first read ${Date.now() - t2} ms after shown`;
+	});
+
+	// -- the owner removes a member ---------------------------------------------------------------
+	await check('the owner removes a member: Alice removes Bob (two clicks); Bob\'s client, with it open, closes it and says so', async () => {
+		const btn = A.page.locator('#conv-members .member-remove');
+		await btn.click();
+		assert(!A.requests.some((r) => r.method === 'DELETE' && /\/members\//.test(r.path)), 'the first click removed');
+		const t0 = Date.now();
+		await btn.click();
+		const isDel = (r) => r.method === 'DELETE' && /\/members\/\d+$/.test(r.path) && r.t >= t0;
+		await until(() => A.responses.some((r) => isDel(r) && r.status !== 429), 30000);
+		const res = A.responses.find((r) => isDel(r) && r.status !== 429);
+		assert(res.status === 204, `DELETE: ${res.status}`);
+		await A.page.waitForFunction(() => document.querySelectorAll('#conv-members .member-item').length === 1);
+		const t = Date.now();
+		await hiddenEl(B.page, '#conv-open', POLL_MESSAGES_MS + 8000);
+		assert(/no longer a member/.test(await text(B.page, '#notice')), `notice: ${await text(B.page, '#notice')}`);
+		assert(!(await B.page.evaluate(() => [...document.querySelectorAll('#conv-list .conv-title')].map((e) => e.textContent)))
+			.includes(TITLE), 'Plans still in Bob\'s list');
+		const r = await apiCall('GET', `/chat/conversations?limit=50`, await tokenOf(B));
+		assert(r.status === 200 && !r.body.items.some((c) => c.title === TITLE), 'the API still lists Plans for Bob');
+		return `Bob's client closed it ${((Date.now() - t) / 1000).toFixed(1)} s after the 204`;
 	});
 
 	// -- reload, tabs, logout, 401 --------------------------------------------------------------

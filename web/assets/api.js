@@ -41,6 +41,9 @@ const gates = { auth: 0, chat: 0, read: 0 }; // Date.now() before which the clas
 const recovering = { auth: false, chat: false, read: false }; // next request is a probe
 const probes = { auth: null, chat: null, read: null }; // the probe in flight
 export const remaining = { auth: null, chat: null, read: null }; // last RateLimit-Remaining
+// The last RateLimit-{Limit,Remaining,Reset} of each class and when they came,
+// to estimate what is left now (remainingNow).
+const budget = { auth: null, chat: null, read: null };
 const listeners = { gate: [], unauthorized: [] };
 
 export function on(event, fn) {
@@ -63,7 +66,20 @@ export function resetGates(classes = Object.keys(gates)) {
 		recovering[c] = false;
 		probes[c] = null;
 		remaining[c] = null;
+		budget[c] = null;
 	}
+}
+
+// How many requests of the class the server would admit now, estimated from
+// its last headers: the allowance refills evenly, from `remaining` to
+// `limit` over `reset` seconds (GCRA, docs/RATELIMIT.md).  null: unknown.
+export function remainingNow(cls) {
+	const b = budget[cls];
+	if (!b) return null;
+	if (gates[cls] > Date.now()) return 0;
+	if (b.remaining >= b.limit || b.reset <= 0) return b.remaining;
+	const per = (b.reset * 1000) / (b.limit - b.remaining); // ms per request regained
+	return Math.min(b.limit, b.remaining + Math.floor((Date.now() - b.at) / per));
 }
 
 export function sleep(ms, signal) {
@@ -127,10 +143,12 @@ async function readBody(res) {
 	}
 }
 
-// request(method, path, {json, token, headers, signal, onWait})
+// request(method, path, {json, token, headers, signal, onWait, noRetry})
 //   json: a value sent as the JSON body; token: bearer token (an
 //   authenticated call: its 401 is reported through on('unauthorized'));
-//   onWait(seconds, until): called when a 429 makes this request wait.
+//   onWait(seconds, until): called when a 429 makes this request wait;
+//   noRetry: a 429 rejects at once (the gate still closes), for requests
+//   that are better skipped than queued (read marks).
 // Resolves to the parsed JSON (null for 204); rejects with ApiError or an
 // AbortError.
 export async function request(method, path, opts = {}) {
@@ -171,7 +189,12 @@ export async function request(method, path, opts = {}) {
 		}
 		if (cls) {
 			const r = Number.parseInt(res.headers.get('RateLimit-Remaining') || '', 10);
-			if (Number.isFinite(r)) remaining[cls] = r;
+			if (Number.isFinite(r)) {
+				remaining[cls] = r;
+				const l = Number.parseInt(res.headers.get('RateLimit-Limit') || '', 10);
+				const z = Number.parseInt(res.headers.get('RateLimit-Reset') || '', 10);
+				budget[cls] = Number.isFinite(l) && Number.isFinite(z) ? { remaining: r, limit: l, reset: z, at: Date.now() } : null;
+			}
 		}
 		if (res.ok) {
 			if (cls) recovering[cls] = false;
@@ -182,7 +205,7 @@ export async function request(method, path, opts = {}) {
 			gates[cls] = Math.max(gates[cls], Date.now() + s * 1000);
 			recovering[cls] = true;
 			emit('gate', cls, gates[cls]);
-			if (attempt < MAX_429_RETRIES) {
+			if (attempt < MAX_429_RETRIES && !opts.noRetry) {
 				if (opts.onWait) opts.onWait(s, gates[cls]);
 				continue;
 			}

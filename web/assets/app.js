@@ -5,12 +5,18 @@
 import * as api from './api.js';
 
 // ---- polling budget (docs/CLIENT.md, "Polling budget") ---------------------
-// The read class allows 60 requests per minute per user.  Steady state with
-// a conversation open: 60/3 + 60/10 = 26 per minute; nothing while the tab
-// is hidden; three times slower while the server says fewer than
-// SLOW_BELOW reads are left (other tabs of the same user share the budget).
-export const POLL_MESSAGES_MS = 3000;
-export const POLL_LIST_MS = 10000;
+// The read class allows 60 requests per minute per user.  One poll of
+// GET /chat/updates every 3 s covers every conversation: 20 per minute,
+// plus at most one read of the open conversation per poll that reports it
+// changed (40 at worst); nothing while the tab is hidden; three times
+// slower while the server says fewer than SLOW_BELOW reads are left (other
+// tabs of the same user share the budget).
+export const POLL_UPDATES_MS = 3000;
+// Read marks are in the chat class (5/minute by default, shared with
+// sends): at most one every MARK_GAP_MS, and only while at least
+// CHAT_RESERVE chat requests are left, so that a mark never makes a send wait.
+const MARK_GAP_MS = 12000;
+const CHAT_RESERVE = 3;
 const SLOW_BELOW = 20; // RateLimit-Remaining of the read class
 const FAST_FROM = 40;
 const SLOW_FACTOR = 3;
@@ -24,10 +30,14 @@ const state = {
 	session: null, // {token, expiresAt}
 	me: null, // {id, email, display_name}
 	ctl: null, // AbortController of the session (logout aborts everything)
-	convs: new Map(), // id -> conversation
-	listMore: null, // next_before cursor for "load more conversations"
-	seen: new Map(), // id -> last_message_at the user has seen
+	convs: new Map(), // id -> conversation (as GET /chat/updates reports it)
+	cursor: 0, // the since= of the next GET /chat/updates
+	loaded: false, // the first poll (since=0) answered
+	listShown: LIST_PAGE, // how many conversations the list shows
+	seenUpTo: new Map(), // id -> the newest message id shown in this tab
 	conv: null, // the open conversation, see openConversation()
+	marking: false, // a read mark in flight
+	lastMark: 0, // when the last one left
 	queue: [], // sends waiting, in order
 	sending: false,
 	slow: false,
@@ -222,14 +232,11 @@ class Poller {
 	}
 }
 
-const messagesPoller = new Poller(POLL_MESSAGES_MS, pollMessages);
-const listPoller = new Poller(POLL_LIST_MS, () => refreshList(false));
+const updatesPoller = new Poller(POLL_UPDATES_MS, pollUpdates);
 
 document.addEventListener('visibilitychange', () => {
-	for (const p of [messagesPoller, listPoller]) {
-		if (document.hidden) p.pause();
-		else p.resume();
-	}
+	if (document.hidden) updatesPoller.pause();
+	else updatesPoller.resume();
 });
 
 // ---- session ----------------------------------------------------------------
@@ -289,25 +296,28 @@ async function startSession(session) {
 	show($('account'), true);
 	show($('chat-view'), true);
 	document.title = 'chat-fcgi';
-	await refreshList(true).catch(() => {});
+	await pollUpdates().catch(() => {});
 	if (signal.aborted) return;
-	listPoller.start();
+	updatesPoller.start();
 	routeFromHash();
 }
 
 // Back to the login form: everything of the session is stopped and dropped.
 function endSession(message) {
 	if (state.ctl) state.ctl.abort();
-	messagesPoller.stop();
-	listPoller.stop();
+	updatesPoller.stop();
 	api.clearSession();
 	api.resetGates(['chat', 'read']);
 	state.session = null;
 	state.me = null;
 	state.ctl = null;
 	state.convs.clear();
-	state.seen.clear();
-	state.listMore = null;
+	state.cursor = 0;
+	state.loaded = false;
+	state.listShown = LIST_PAGE;
+	state.seenUpTo.clear();
+	state.marking = false;
+	state.lastMark = 0;
 	state.conv = null;
 	state.queue = [];
 	state.sending = false;
@@ -335,8 +345,7 @@ async function logout() {
 	$('logout').disabled = true;
 	// Stop polling first, then revoke the token on the server.
 	state.ctl.abort();
-	messagesPoller.stop();
-	listPoller.stop();
+	updatesPoller.stop();
 	let message = 'You have signed out.';
 	try {
 		await api.request('POST', '/auth/logout', { headers: { Authorization: 'Bearer ' + token } });
@@ -418,15 +427,25 @@ function activityOf(c) {
 	return c.last_message_at || c.created_at || '';
 }
 
+// Unread as this tab shows it: the server's count, or none once the tab has
+// shown the conversation's newest message (the read mark may follow later,
+// see maybeMarkRead) and for the open conversation.
+function unreadOf(c) {
+	if (state.conv && state.conv.id === c.id) return 0;
+	const seen = state.seenUpTo.get(c.id) || 0;
+	if (c.last_message_id !== null && seen >= c.last_message_id) return 0;
+	return c.unread || 0;
+}
+
 function renderList() {
 	const ul = $('conv-list');
-	const items = [...state.convs.values()].sort((a, b) => {
+	const all = [...state.convs.values()].sort((a, b) => {
 		const x = activityOf(a), y = activityOf(b);
 		return x < y ? 1 : x > y ? -1 : b.id - a.id;
 	});
+	const items = all.slice(0, state.listShown);
 	const open = state.conv && state.conv.id;
-	const sig = JSON.stringify([open, state.listMore, items.map((c) =>
-		[c.id, c.title, c.last_message_at, state.seen.get(c.id)])]);
+	const sig = JSON.stringify([open, all.length, items.map((c) => [c.id, c.title, c.last_message_at, unreadOf(c)])]);
 	if (sig === renderList.sig && ul.childElementCount === items.length) return;
 	renderList.sig = sig;
 	const focused = ul.contains(document.activeElement) ? document.activeElement.dataset.id : null;
@@ -440,59 +459,85 @@ function renderList() {
 		if (c.last_message_at) meta.append(timeElement(c.last_message_at));
 		else meta.textContent = 'no messages yet';
 		b.append(title, meta);
-		const seen = state.seen.get(c.id);
-		if (c.id !== open && c.last_message_at && seen !== c.last_message_at) {
+		const unread = unreadOf(c);
+		if (unread > 0) {
 			b.classList.add('unread');
-			b.append(el('span', 'visually-hidden', ' (new messages)'));
+			const badge = el('span', 'badge', unread > 99 ? '99+' : String(unread));
+			badge.setAttribute('aria-hidden', 'true');
+			b.append(badge, el('span', 'visually-hidden', ` (${unread} unread)`));
 		}
 		if (c.id === open) b.setAttribute('aria-current', 'true');
 		b.addEventListener('click', () => navigate(c.id));
 		li.append(b);
 		return li;
 	}));
-	show($('conv-empty'), items.length === 0);
-	show($('conv-more'), state.listMore !== null);
+	show($('conv-empty'), state.loaded && all.length === 0);
+	show($('conv-more'), all.length > items.length);
 	if (focused) {
 		const b = ul.querySelector(`button[data-id="${focused}"]`);
 		if (b) b.focus();
 	}
 }
 
-// The first page again (a poll), or on first load; keeps pages loaded with
-// "load more" (they are merged by id).
-async function refreshList(first) {
-	if (!state.session) return;
-	const r = await authed('GET', `/chat/conversations?limit=${LIST_PAGE}`);
-	for (const c of r.items) {
-		if (first && !state.seen.has(c.id)) state.seen.set(c.id, c.last_message_at);
-		state.convs.set(c.id, c);
-	}
-	if (first) state.listMore = r.next_before;
-	if (state.conv) {
-		const c = state.convs.get(state.conv.id);
-		if (c) state.seen.set(c.id, c.last_message_at);
-	}
+// "Load more conversations": the first poll brought them all (since=0);
+// the list shows them a page at a time.
+$('conv-more').addEventListener('click', () => {
+	state.listShown += LIST_PAGE;
 	renderList();
+});
+
+// The conversation is gone for this user (left, or removed by its owner):
+// out of the list, closed if open, its queued sends dropped, and said so.
+function dropConversation(id, why) {
+	const c = state.convs.get(id);
+	const isOpen = state.conv && state.conv.id === id;
+	if (!c && !isOpen) return; // not known here (an old removal in the first poll)
+	const title = c ? c.title : $('conv-title-text').textContent;
+	state.convs.delete(id);
+	state.seenUpTo.delete(id);
+	state.queue = state.queue.filter((q) => q.convId !== id);
+	if (isOpen) {
+		history.replaceState(null, '', location.pathname + location.search);
+		closeConversation();
+	} else {
+		renderList();
+	}
+	notify(why === 'left' ? `You left “${title}”.` : `You are no longer a member of “${title}”: the owner removed you.`);
 }
 
-$('conv-more').addEventListener('click', async () => {
-	if (state.listMore === null) return;
-	const b = $('conv-more');
-	b.disabled = true;
-	try {
-		const r = await authed('GET', `/chat/conversations?limit=${LIST_PAGE}&before=${state.listMore}`);
-		for (const c of r.items) {
-			if (!state.seen.has(c.id)) state.seen.set(c.id, c.last_message_at);
-			state.convs.set(c.id, c);
-		}
-		state.listMore = r.next_before;
-		renderList();
-	} catch (e) {
-		if (!api.isAbort(e)) notify(describe(e));
-	} finally {
-		b.disabled = false;
+// One poll for every conversation (docs/CLIENT.md, "Polling budget"):
+// apply the changed conversations as state, drop the removed ones, and read
+// the open conversation only when it was reported.
+async function pollUpdates() {
+	if (!state.session) return;
+	const ctl = state.ctl;
+	const r = await authed('GET', `/chat/updates?since=${state.cursor}`);
+	if (state.ctl !== ctl) return;
+	state.cursor = r.cursor;
+	const conv = state.conv;
+	let reported = false;
+	for (const id of r.removed) dropConversation(id, 'removed');
+	for (const c of r.items) {
+		state.convs.set(c.id, c);
+		if (conv && c.id === conv.id) reported = true;
 	}
-});
+	state.loaded = true;
+	renderList();
+	if (!conv || state.conv !== conv) return;
+	if (!conv.detail) {
+		if (!conv.loading) await openFailedRetry(conv);
+		return;
+	}
+	if (reported || conv.more) {
+		try {
+			await refreshOpen(conv);
+		} catch (e) {
+			if (e.status === 404 && state.conv === conv) dropConversation(conv.id, 'removed');
+			else throw e;
+		}
+	}
+	maybeMarkRead();
+}
 
 $('new-conv-form').addEventListener('submit', async (ev) => {
 	ev.preventDefault();
@@ -504,8 +549,7 @@ $('new-conv-form').addEventListener('submit', async (ev) => {
 	try {
 		const c = await authed('POST', '/chat/conversations', { json: { title, members } });
 		form.reset();
-		state.convs.set(c.id, c);
-		state.seen.set(c.id, c.last_message_at);
+		if (!state.convs.has(c.id)) state.convs.set(c.id, { last_message_id: null, last_read_id: 0, unread: 0, ...c });
 		renderList();
 		navigate(c.id);
 	} catch (e) {
@@ -534,31 +578,40 @@ window.addEventListener('hashchange', routeFromHash);
 // ---- the open conversation -------------------------------------------------------
 
 function closeConversation() {
-	if (state.conv) state.conv.ctl.abort();
-	messagesPoller.stop();
+	const old = state.conv;
+	if (old) {
+		old.ctl.abort();
+		markOnLeave(old);
+	}
 	state.conv = null;
 	$('messages').replaceChildren();
 	$('pending').replaceChildren();
 	show($('conv-open'), false);
 	show($('conv-placeholder'), true);
+	document.title = 'chat-fcgi';
 	renderList();
 }
 
 async function openConversation(id) {
 	if (state.conv && state.conv.id === id) return;
-	if (state.conv) state.conv.ctl.abort();
-	messagesPoller.stop();
+	if (state.conv) {
+		state.conv.ctl.abort();
+		markOnLeave(state.conv);
+	}
 	const ctl = new AbortController();
 	state.ctl.signal.addEventListener('abort', () => ctl.abort(), { once: true });
 	const conv = {
 		id,
 		ctl,
 		detail: null,
+		loading: false,
 		ids: [], // message ids shown, ascending
-		// The poll cursor: the highest id received from a read of the message
+		msgs: new Map(), // id -> message as last read
+		// The read cursor: the highest id received from a read of the message
 		// list (not from our own sends: another member's message committed
 		// just before ours has a smaller id and must still be fetched).
 		cursor: 0,
+		more: false, // the last after= read was a full page: read on
 		oldest: 0,
 		hasOlder: false,
 		loadingOlder: false,
@@ -570,32 +623,43 @@ async function openConversation(id) {
 	$('messages').replaceChildren();
 	renderPending();
 	show($('add-member-form'), false);
+	show($('leave-conv'), false);
 	show($('load-older'), false);
 	show($('history-start'), false);
 	clearErrors($('send-form'));
 	show($('conv-placeholder'), false);
 	show($('conv-open'), true);
-	if (known) state.seen.set(id, known.last_message_at);
 	renderList();
+	if (await tryLoad(conv)) $('send-body').focus();
+}
 
+// Load the open conversation; false when it failed (a 404 closes it, other
+// failures are tried again by the next poll of updates).
+async function tryLoad(conv) {
+	conv.loading = true;
 	try {
 		await loadConversation(conv);
 	} catch (e) {
-		if (api.isAbort(e) || state.conv !== conv) return;
+		if (api.isAbort(e) || state.conv !== conv) return false;
 		if (e.status === 404) {
 			notify('That conversation does not exist, or you are not a member of it.');
+			state.convs.delete(conv.id);
 			history.replaceState(null, '', location.pathname + location.search);
 			closeConversation();
 		} else {
 			notify(describe(e));
-			// The poller tries again, backing off.
-			messagesPoller.start(Math.max(2 * POLL_MESSAGES_MS, (e.retryAfter || 0) * 1000));
 		}
-		return;
+		return false;
+	} finally {
+		conv.loading = false;
 	}
-	if (state.conv !== conv) return;
-	$('send-body').focus();
-	messagesPoller.start();
+	if (state.conv !== conv) return false;
+	maybeMarkRead();
+	return true;
+}
+
+async function openFailedRetry(conv) {
+	await tryLoad(conv);
 }
 
 // The conversation's details and its latest page of messages.
@@ -624,17 +688,83 @@ async function loadConversation(conv) {
 function renderHeader() {
 	const conv = state.conv;
 	const d = conv.detail;
+	const owner = state.me && d.owner_id === state.me.id;
 	$('conv-title-text').textContent = d.title;
 	const list = $('conv-members');
 	list.replaceChildren(el('span', null, 'Members: '));
 	d.members.forEach((m, i) => {
 		if (i) list.append(', ');
-		list.append(el('bdi', 'member', m.display_name));
-		if (m.role === 'owner') list.append(el('span', 'muted', ' (owner)'));
+		const item = el('span', 'member-item');
+		item.dataset.userId = String(m.id);
+		item.append(el('bdi', 'member', m.display_name));
+		if (m.role === 'owner') item.append(el('span', 'muted', ' (owner)'));
+		if (owner && m.id !== state.me.id) {
+			const b = el('button', 'secondary small member-remove');
+			b.type = 'button';
+			confirmable(b, 'Remove', 'Remove?', `Remove ${m.display_name} from the conversation`,
+				() => removeMember(conv, m));
+			item.append(' ', b);
+		}
+		list.append(item);
 	});
-	show($('add-member-form'), state.me && d.owner_id === state.me.id);
+	show($('add-member-form'), owner);
+	show($('leave-conv'), true);
 	document.title = `${d.title} · chat-fcgi`;
 }
+
+// A button that acts on a second click (no confirm() dialog): the first
+// click arms it for a few seconds and says what the next one does.
+function confirmable(b, label, armedLabel, ariaLabel, action) {
+	let timer = null;
+	const disarm = () => {
+		clearTimeout(timer);
+		delete b.dataset.armed;
+		b.textContent = label;
+		b.setAttribute('aria-label', ariaLabel);
+	};
+	disarm();
+	b.addEventListener('click', async () => {
+		if (b.dataset.armed !== 'true') {
+			b.dataset.armed = 'true';
+			b.textContent = armedLabel;
+			b.setAttribute('aria-label', `${ariaLabel}: click again to confirm`);
+			timer = setTimeout(disarm, 5000);
+			return;
+		}
+		disarm();
+		b.disabled = true;
+		try {
+			await action();
+		} finally {
+			b.disabled = false;
+		}
+	});
+}
+
+async function removeMember(conv, m) {
+	try {
+		await authed('DELETE', `/chat/conversations/${conv.id}/members/${m.id}`, { signal: conv.ctl.signal });
+	} catch (e) {
+		if (api.isAbort(e)) return;
+		if (e.status !== 404) return notify(describe(e)); // 404: not a member any more
+	}
+	if (state.conv !== conv || !conv.detail) return;
+	conv.detail.members = conv.detail.members.filter((x) => x.id !== m.id);
+	renderHeader();
+	notify(`${m.display_name} was removed from the conversation.`);
+}
+
+confirmable($('leave-conv'), 'Leave conversation', 'Leave? Click again', 'Leave this conversation', async () => {
+	const conv = state.conv;
+	if (!conv || !state.me) return;
+	try {
+		await authed('DELETE', `/chat/conversations/${conv.id}/members/${state.me.id}`, { signal: conv.ctl.signal });
+	} catch (e) {
+		if (api.isAbort(e)) return;
+		if (e.status !== 404) return notify(describe(e));
+	}
+	dropConversation(conv.id, 'left');
+});
 
 function renderHistoryTop() {
 	const conv = state.conv;
@@ -645,13 +775,42 @@ function renderHistoryTop() {
 function messageElement(m) {
 	const li = el('li', 'msg');
 	li.dataset.id = String(m.id);
-	if (state.me && m.sender_id === state.me.id) li.classList.add('own');
+	const own = state.me && m.sender_id === state.me.id;
+	if (own) li.classList.add('own');
 	const meta = el('div', 'msg-meta');
 	meta.append(el('bdi', 'msg-sender', m.sender_name), ' ', timeElement(m.created_at));
+	if (own && !m.deleted) {
+		const b = el('button', 'secondary small msg-delete');
+		b.type = 'button';
+		confirmable(b, 'Delete', 'Delete?', 'Delete this message', () => deleteMessage(m));
+		meta.append(' ', b);
+	}
 	// A tombstone (the sender deleted it): a fixed note, never the text.
 	const body = m.deleted ? el('p', 'msg-body msg-deleted', 'Message deleted') : el('p', 'msg-body', m.body);
+	if (m.deleted) li.classList.add('deleted');
 	li.append(meta, body);
 	return li;
+}
+
+// Show a message again as it now is (a tombstone).
+function replaceMessage(m) {
+	const conv = state.conv;
+	const old = $('messages').querySelector(`li[data-id="${m.id}"]`);
+	if (!conv || !old) return;
+	conv.msgs.set(m.id, m);
+	old.replaceWith(messageElement(m));
+}
+
+async function deleteMessage(m) {
+	const conv = state.conv;
+	if (!conv) return;
+	try {
+		await authed('DELETE', `/chat/conversations/${conv.id}/messages/${m.id}`, { signal: conv.ctl.signal });
+	} catch (e) {
+		if (!api.isAbort(e)) notify(describe(e));
+		return;
+	}
+	if (state.conv === conv) replaceMessage({ ...m, body: null, deleted: true });
 }
 
 function nearBottom() {
@@ -693,29 +852,82 @@ function addMessages(items, how) {
 		if (i === conv.ids.length) ol.append(li);
 		else ol.insertBefore(li, ol.querySelector(`li[data-id="${conv.ids[i]}"]`));
 		conv.ids.splice(i, 0, m.id);
+		conv.msgs.set(m.id, m);
 	}
 	conv.oldest = conv.ids[0];
+	const newest = conv.ids[conv.ids.length - 1];
+	if (newest > (state.seenUpTo.get(conv.id) || 0)) state.seenUpTo.set(conv.id, newest);
 	if (how === 'older') s.scrollTop += s.scrollHeight - before;
 	else if (stick) scrollToBottom();
 	return fresh.length;
 }
 
-async function pollMessages() {
-	const conv = state.conv;
-	if (!conv || !state.session) return;
-	if (!conv.detail) return loadConversation(conv); // the first load failed
-	const r = await authed('GET', `/chat/conversations/${conv.id}/messages?after=${conv.cursor}&limit=${PAGE}`,
-		{ signal: conv.ctl.signal });
+// The open conversation was reported by the updates (or the last read was
+// a full page).  A newer message than the read cursor: read the new ones
+// (after=).  Otherwise the report is a deletion, a read mark or a repeat:
+// read the latest page again and show its tombstones.
+async function refreshOpen(conv) {
+	const c = state.convs.get(conv.id);
+	if (conv.more || (c && c.last_message_id !== null && c.last_message_id > conv.cursor)) {
+		const r = await authed('GET', `/chat/conversations/${conv.id}/messages?after=${conv.cursor}&limit=${PAGE}`,
+			{ signal: conv.ctl.signal });
+		if (state.conv !== conv) return;
+		if (r.items.length) conv.cursor = Math.max(conv.cursor, r.items[r.items.length - 1].id);
+		conv.more = r.items.length === PAGE;
+		addMessages(r.items, 'new');
+		applyTombstones(r.items);
+		renderList();
+		return;
+	}
+	const r = await authed('GET', `/chat/conversations/${conv.id}/messages?limit=${PAGE}`, { signal: conv.ctl.signal });
 	if (state.conv !== conv) return;
-	if (r.items.length) conv.cursor = Math.max(conv.cursor, r.items[r.items.length - 1].id);
-	if (addMessages(r.items, 'new')) {
-		const last = r.items[r.items.length - 1];
-		const c = state.convs.get(conv.id);
-		if (c && last) {
-			c.last_message_at = last.created_at;
-			state.seen.set(c.id, c.last_message_at);
+	applyTombstones(r.items);
+}
+
+function applyTombstones(items) {
+	const conv = state.conv;
+	for (const m of items) {
+		const shown = conv.msgs.get(m.id);
+		if (m.deleted && shown && !shown.deleted) replaceMessage(m);
+	}
+}
+
+// Mark the open conversation read up to its newest message shown, when
+// that moves the marker, within the chat budget (see MARK_GAP_MS).
+function maybeMarkRead() {
+	const conv = state.conv;
+	if (!conv || !conv.detail || document.hidden) return;
+	if (Date.now() - state.lastMark < MARK_GAP_MS) return; // the next poll tries again
+	markRead(conv.id, conv.ids.length ? conv.ids[conv.ids.length - 1] : 0);
+}
+
+// Leaving a conversation (another one opened, or none): mark what was shown,
+// without waiting for MARK_GAP_MS, if the chat budget allows.
+function markOnLeave(conv) {
+	if (conv.detail && conv.ids.length) markRead(conv.id, conv.ids[conv.ids.length - 1]);
+}
+
+async function markRead(id, upto) {
+	const c = state.convs.get(id);
+	if (!c || !upto || upto <= c.last_read_id || state.marking || !state.session) return;
+	if (state.queue.length || api.gateUntil('chat')) return; // sends first
+	const left = api.remainingNow('chat');
+	if (left !== null && left < CHAT_RESERVE) return;
+	state.marking = true;
+	state.lastMark = Date.now();
+	try {
+		const r = await authed('POST', `/chat/conversations/${id}/read`, { json: { message_id: upto }, noRetry: true });
+		const now = state.convs.get(id);
+		if (now && r && r.last_read_id >= now.last_read_id) {
+			now.last_read_id = r.last_read_id;
+			now.unread = r.unread;
 			renderList();
 		}
+	} catch (e) {
+		// A 429 closed the chat gate (the next mark waits for it); a 404 is
+		// reported by the next poll as a removal.
+	} finally {
+		state.marking = false;
 	}
 }
 
@@ -830,10 +1042,14 @@ async function pump() {
 					addMessages([m], 'new');
 					scrollToBottom();
 				}
+				// The send moved our read marker to it (the server's fan-out).
 				const c = m && state.convs.get(q.convId);
 				if (c) {
-					c.last_message_at = m.created_at;
-					if (state.conv && state.conv.id === c.id) state.seen.set(c.id, c.last_message_at);
+					if (c.last_message_id === null || m.id > c.last_message_id) {
+						c.last_message_id = m.id;
+						c.last_message_at = m.created_at;
+					}
+					c.last_read_id = Math.max(c.last_read_id, m.id);
 					renderList();
 				}
 			} catch (e) {
