@@ -72,6 +72,13 @@ updates "$B" "$cb0"
 check "polling again with the cursor: nothing changed, empty lists" is_json '"\(.items|length) \(.removed|length)"' "0 0"
 check "... and the cursor does not go back" [ "$(jv .cursor)" -ge "$cb0" ]
 cb1=$(jv .cursor)
+# A conversation started after Bob's last poll reaches his next one (the
+# creation stamps its members' activity).
+post "$A" /chat/conversations '{"title":"Later","members":["bob@x.io"]}'
+c_later=$(jv .id)
+updates "$B" "$cb1"
+check "a conversation created after a poll is in the next one" is_json "[.items[].id] == [$c_later]" true
+cb1=$(jv .cursor)
 updates "$A" 0; ca0=$(jv .cursor)
 for i in 1 2 3; do
 	post "$A" "/chat/conversations/$c1/messages" "{\"body\":\"m$i\"}"
