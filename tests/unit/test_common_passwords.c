@@ -16,11 +16,12 @@ static size_t nentries;
 
 static void load_source_list(void)
 {
-	const char *top = getenv("CHAT_SRCDIR");
+	/* make check sets CHAT_SRCDIR; run by hand (valgrind), the tree it
+	 * was configured from. */
+	const char *top = getenv("CHAT_SRCDIR") ? getenv("CHAT_SRCDIR") : CHAT_TEST_SRCDIR;
 	char path[4096], line[256];
 	FILE *f;
 
-	ck_assert_msg(top != NULL, "CHAT_SRCDIR is set by make check");
 	snprintf(path, sizeof path, "%s/data/common-passwords.txt", top);
 	f = fopen(path, "r");
 	ck_assert_msg(f != NULL, "%s", path);
