@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "config.h"
 #include "log.h"
 #include "util.h"
@@ -75,6 +77,11 @@ size_t db_conninfo(const struct config *cfg, const char **keys, const char **val
 	 * otherwise try first whenever a Kerberos ticket is around, is not
 	 * governed by sslmode. */
 	ADD("gssencmode", "disable");
+	/* Every worker writes: given a primary and its standbys (a host
+	 * list), libpq skips a standby and a read-only server and connects to
+	 * the one that takes writes; after a failover, to the promoted one.
+	 * Last, so a URL's own choice cannot override it. */
+	ADD("target_session_attrs", "read-write");
 	snprintf(options, 128, "-c statement_timeout=%u %s", cfg->db_timeout_ms,
 	         DB_SESSION_OPTIONS);
 	ADD("options", options);
@@ -85,34 +92,210 @@ size_t db_conninfo(const struct config *cfg, const char **keys, const char **val
 	return n;
 }
 
+/*
+ * Several hosts (a primary and its standbys): libpq tries them in order, but
+ * in non-blocking mode its connect_timeout is ours to enforce, and a host
+ * that never answers (a machine gone, a packet filter) would eat the whole
+ * deadline before the next host is tried.  So each host gets an equal share
+ * of what is left of DB_TIMEOUT_MS; when the host being tried overruns its
+ * share, the attempt starts again with the host list from the next host on.
+ * A host that refuses at once (server stopped) leaves its share to the next.
+ */
+struct host_lists {
+	char host[2048], hostaddr[1024], port[128];
+	int n; /* hosts; 1 when nothing to rotate */
+};
+
+/* Item i of a comma list, or the list itself when it has one item (one
+ * port for every host). */
+static void list_item(const char *list, int i, char *out, size_t size)
+{
+	const char *p = list;
+
+	out[0] = '\0';
+	if (!strchr(list, ',')) {
+		snprintf(out, size, "%s", list);
+		return;
+	}
+	for (; i > 0 && p; i--) {
+		p = strchr(p, ',');
+		if (p)
+			p++;
+	}
+	if (p)
+		snprintf(out, size, "%.*s", (int)strcspn(p, ","), p);
+}
+
+static int count_items(const char *s)
+{
+	int n = s[0] ? 1 : 0;
+
+	for (; *s; s++)
+		n += *s == ',';
+	return n;
+}
+
+/* The host, hostaddr and port lists in effect: the POSTGRES_* parts, or the
+ * URL's (parsed again here, and wiped: the URL holds the password). */
+static void host_lists_load(const struct config *cfg, struct host_lists *hl)
+{
+	memset(hl, 0, sizeof *hl);
+	if (cfg->database_url.bytes) {
+		PQconninfoOption *opts = PQconninfoParse(cfg->database_url.bytes, NULL);
+
+		for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+			if (!o->val)
+				continue;
+			if (strcmp(o->keyword, "host") == 0)
+				snprintf(hl->host, sizeof hl->host, "%s", o->val);
+			else if (strcmp(o->keyword, "hostaddr") == 0)
+				snprintf(hl->hostaddr, sizeof hl->hostaddr, "%s", o->val);
+			else if (strcmp(o->keyword, "port") == 0)
+				snprintf(hl->port, sizeof hl->port, "%s", o->val);
+			OPENSSL_cleanse(o->val, strlen(o->val));
+		}
+		if (opts)
+			PQconninfoFree(opts);
+	} else {
+		snprintf(hl->host, sizeof hl->host, "%s", cfg->pg_host ? cfg->pg_host : "");
+		snprintf(hl->port, sizeof hl->port, "%s", cfg->pg_port ? cfg->pg_port : "");
+	}
+	hl->n = count_items(hl->host) > count_items(hl->hostaddr) ? count_items(hl->host)
+	                                                           : count_items(hl->hostaddr);
+	if (hl->n < 1)
+		hl->n = 1;
+}
+
+/* Which host of the lists libpq is on (by name and port, from host `from`
+ * on), -1 if unknown. */
+static int host_index(const struct host_lists *hl, int from, PGconn *c)
+{
+	const char *h = PQhost(c), *p = PQport(c);
+	char item[256], port[16];
+
+	for (int i = from; h && i < hl->n; i++) {
+		list_item(hl->host[0] ? hl->host : hl->hostaddr, i, item, sizeof item);
+		list_item(hl->port, i, port, sizeof port);
+		if (strcmp(item, h) == 0 && (!hl->port[0] || !p || strcmp(port, p) == 0))
+			return i;
+	}
+	return -1;
+}
+
+/* The lists from host `from` on, as overriding keywords after the others
+ * (with expand_dbname, later keywords win over the URL's). */
+static void host_lists_from(const struct host_lists *hl, int from, struct host_lists *out)
+{
+	const char *src[3] = {hl->host, hl->hostaddr, hl->port};
+	char *dst[3] = {out->host, out->hostaddr, out->port};
+	size_t size[3] = {sizeof out->host, sizeof out->hostaddr, sizeof out->port};
+
+	for (int k = 0; k < 3; k++) {
+		dst[k][0] = '\0';
+		if (!strchr(src[k], ',')) {
+			snprintf(dst[k], size[k], "%s", src[k]);
+			continue;
+		}
+		for (int i = from; i < hl->n; i++) {
+			char item[256];
+
+			list_item(src[k], i, item, sizeof item);
+			snprintf(dst[k] + strlen(dst[k]), size[k] - strlen(dst[k]), "%s%s",
+			         i > from ? "," : "", item);
+		}
+	}
+	out->n = hl->n - from;
+}
+
+static PGconn *connect_start(const struct config *cfg, const struct host_lists *rest)
+{
+	const char *keys[20], *values[20];
+	char timeout[16], options[128];
+	size_t n = db_conninfo(cfg, keys, values, 16, timeout, options);
+
+	if (rest) {
+		if (rest->host[0]) {
+			keys[n] = "host";
+			values[n++] = rest->host;
+		}
+		if (rest->hostaddr[0]) {
+			keys[n] = "hostaddr";
+			values[n++] = rest->hostaddr;
+		}
+		if (rest->port[0]) {
+			keys[n] = "port";
+			values[n++] = rest->port;
+		}
+		keys[n] = NULL;
+		values[n] = NULL;
+	}
+	return PQconnectStartParams(keys, values, 1);
+}
+
 /* libpq's blocking connect only knows whole seconds; poll ourselves so no
- * request waits on a dead host longer than DB_TIMEOUT_MS. */
+ * request waits on the database longer than DB_TIMEOUT_MS in all, and no
+ * host keeps the next one from being tried (see struct host_lists). */
 static PGconn *connect_with_deadline(const struct config *cfg)
 {
-	const char *keys[16], *values[16];
-	char timeout[16], options[128];
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-	uint64_t deadline = util_now_ns() + (uint64_t)cfg->db_timeout_ms * 1000000u;
+	uint64_t start = util_now_ns();
+	uint64_t deadline = start + (uint64_t)cfg->db_timeout_ms * 1000000u;
+	uint64_t host_deadline;
+	struct host_lists hl, rest;
+	int base = 0, cur = 0; /* first host of this attempt; host being tried */
 	PGconn *c;
 
-	db_conninfo(cfg, keys, values, 16, timeout, options);
-	c = PQconnectStartParams(keys, values, 1);
+	host_lists_load(cfg, &hl);
+	c = connect_start(cfg, NULL);
+	host_deadline = start + (deadline - start) / (uint64_t)hl.n;
 	if (!c || PQstatus(c) == CONNECTION_BAD)
 		return c;
 	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
 		struct pollfd pfd = {.fd = PQsocket(c),
 		                     .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT};
 		uint64_t now = util_now_ns();
-		int r;
+		int r, i;
 
 		if (now >= deadline)
 			break;
-		r = poll(&pfd, 1, (int)((deadline - now) / 1000000u) + 1);
+		if (now >= host_deadline && base + cur + 1 < hl.n) {
+			/* This host overran its share: on with the next ones. */
+			char line[256];
+
+			snprintf(line, sizeof line, "%s:%s", PQhost(c) ? PQhost(c) : "?",
+			         PQport(c) ? PQport(c) : "?");
+			base += cur + 1;
+			cur = 0;
+			log_event(LOG_LEVEL_WARN, "db_connect",
+			          "host %s: no answer within its share of %u ms, trying the next",
+			          line, cfg->db_timeout_ms);
+			PQfinish(c);
+			host_lists_from(&hl, base, &rest);
+			c = connect_start(cfg, &rest);
+			st = PGRES_POLLING_WRITING;
+			host_deadline = now + (deadline - now) / (uint64_t)(hl.n - base);
+			if (!c || PQstatus(c) == CONNECTION_BAD)
+				return c;
+			continue;
+		}
+		r = poll(&pfd, 1,
+		         (int)(((host_deadline < deadline ? host_deadline : deadline) - now) /
+		               1000000u) +
+		             1);
 		if (r < 0 && errno != EINTR)
 			break;
 		if (r == 0)
-			break; /* deadline */
+			continue; /* a deadline: checked at the top */
 		st = PQconnectPoll(c);
+		/* libpq moved on to the next host by itself (refused, standby):
+		 * that host gets an equal share of what is left. */
+		if (hl.n > 1 && st != PGRES_POLLING_FAILED && (i = host_index(&hl, base, c)) >= 0 &&
+		    i != base + cur) {
+			cur = i - base;
+			now = util_now_ns();
+			if (base + cur < hl.n && now < deadline)
+				host_deadline = now + (deadline - now) / (uint64_t)(hl.n - base - cur);
+		}
 	}
 	if (st != PGRES_POLLING_OK) {
 		if (st != PGRES_POLLING_FAILED)
@@ -198,10 +381,22 @@ enum db_status db_ensure(struct db *db)
 	db->connects++;
 	db->backoff_ms = 0;
 	db->retry_at_ns = 0;
-	log_event(LOG_LEVEL_INFO, "db_connect", "connected (tls %s%s%s)",
-	          PQsslInUse(db->conn) ? "on" : "off", PQsslInUse(db->conn) ? ", " : "",
+	/* The host says which server took us: after a failover, the new
+	 * primary. */
+	log_event(LOG_LEVEL_INFO, "db_connect", "connected to %s:%s (tls %s%s%s)",
+	          PQhost(db->conn), PQport(db->conn), PQsslInUse(db->conn) ? "on" : "off",
+	          PQsslInUse(db->conn) ? ", " : "",
 	          PQsslInUse(db->conn) ? PQsslAttribute(db->conn, "protocol") : "");
 	return DB_OK;
+}
+
+/* 25006 read_only_sql_transaction: our connection is to a server that no
+ * longer takes writes (an old primary back as a standby, or fenced with
+ * default_transaction_read_only).  Nothing was written; the connection must
+ * go, so the next connect looks for the primary (target_session_attrs). */
+static bool is_read_only(const char *state)
+{
+	return state && strcmp(state, "25006") == 0;
 }
 
 static enum db_status classify(PGresult *r)
@@ -215,7 +410,8 @@ static enum db_status classify(PGresult *r)
 	/* statement_timeout, connection exceptions, server shutting down, too
 	 * many connections: the database is not there for us right now. */
 	if (strcmp(state, "57014") == 0 || strncmp(state, "08", 2) == 0 ||
-	    strncmp(state, "57P", 3) == 0 || strcmp(state, "53300") == 0)
+	    strncmp(state, "57P", 3) == 0 || strcmp(state, "53300") == 0 ||
+	    is_read_only(state))
 		return DB_UNAVAILABLE;
 	return DB_FAILED;
 }
@@ -244,6 +440,12 @@ PGresult *db_exec(struct db *db, const struct db_statement *stmt, int nparams,
 		/* The primary message only: DETAIL lines may quote stored values. */
 		log_event(*status == DB_FAILED ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN, "db_error",
 		          "%s: %s", stmt->name, line);
+		if (is_read_only(r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL)) {
+			PQclear(r);
+			db_close(db);
+			db->retry_at_ns = 0;
+			return NULL;
+		}
 		PQclear(r);
 		if (PQstatus(db->conn) != CONNECTION_OK) {
 			*status = DB_UNAVAILABLE;
