@@ -352,12 +352,39 @@ static int prepare_all(struct db *db)
 	return 0;
 }
 
+/*
+ * An idle connection whose server went away (stopped, crashed, failed over)
+ * still says CONNECTION_OK until it is used; a write sent on it fails and
+ * cannot be retried (it may have committed).  The server's goodbye (its
+ * FATAL message, or the end of the stream) makes the socket readable while
+ * we are idle, so one poll() without waiting tells, and the request
+ * reconnects first instead of answering 503.  A host that vanished without
+ * a word is not seen here: that costs one 503.
+ */
+static bool idle_connection_lost(PGconn *c)
+{
+	struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
+
+	if (pfd.fd < 0)
+		return true;
+	if (poll(&pfd, 1, 0) <= 0)
+		return false;
+	/* Read what is there (libpq keeps notices and parameter changes);
+	 * the end of the stream or an error leaves the status BAD. */
+	return !PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK;
+}
+
 enum db_status db_ensure(struct db *db)
 {
 	char line[256];
 
-	if (db->conn && PQstatus(db->conn) == CONNECTION_OK)
-		return DB_OK;
+	if (db->conn && PQstatus(db->conn) == CONNECTION_OK) {
+		if (!idle_connection_lost(db->conn))
+			return DB_OK;
+		one_line(PQerrorMessage(db->conn), line, sizeof line);
+		log_event(LOG_LEVEL_WARN, "db_connect", "connection lost while idle: %s", line);
+		db->retry_at_ns = 0;
+	}
 	db_close(db);
 	if (util_now_ns() < db->retry_at_ns)
 		return DB_UNAVAILABLE;

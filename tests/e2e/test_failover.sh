@@ -222,6 +222,8 @@ echo "# service back: first client at +$first_resume ms, all $n_resumed clients 
 check "every client served again after the promotion" [ "$n_resumed" = "$CLIENTS" ]
 check "... within 8 s of pg_ctl promote ($((last_resume - promote_at)) ms)" \
 	bash -c '[ "$0" -gt 0 ] && [ "$0" -le 8000 ]' $((last_resume - promote_at))
+check "... and no 503 later than 4 s after it (last at +$last_503 ms)" \
+	[ $((last_503 - promote_at)) -le 4000 ]
 check "the same workers, not restarted" [ "$(stack_worker_pids | sort | tr '\n' ' ')" = "$workers_before" ]
 check "the workers connected to the new primary by themselves" \
 	grep -q "\"msg\":\"connected to 127.0.0.2:$PG2_PORT (tls on" "$STACK_DIR/lighttpd.log"
