@@ -253,7 +253,7 @@ static PGconn *connect_with_deadline(const struct config *cfg)
 	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
 		struct pollfd pfd = {.fd = PQsocket(c),
 		                     .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT};
-		uint64_t now = util_now_ns();
+		uint64_t now = util_now_ns(), limit;
 		int r, i;
 
 		if (now >= deadline)
@@ -278,10 +278,12 @@ static PGconn *connect_with_deadline(const struct config *cfg)
 				return c;
 			continue;
 		}
-		r = poll(&pfd, 1,
-		         (int)(((host_deadline < deadline ? host_deadline : deadline) - now) /
-		               1000000u) +
-		             1);
+		/* The nearer deadline; one already past (the last host's share
+		 * is the rest) must not become a huge or negative timeout. */
+		limit = host_deadline < deadline ? host_deadline : deadline;
+		if (limit <= now)
+			limit = deadline;
+		r = poll(&pfd, 1, (int)((limit - now) / 1000000u) + 1);
 		if (r < 0 && errno != EINTR)
 			break;
 		if (r == 0)
