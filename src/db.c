@@ -445,11 +445,88 @@ static enum db_status classify(PGresult *r)
 	return DB_FAILED;
 }
 
+/* How long past DB_TIMEOUT_MS we wait for an answer: statement_timeout
+ * normally answers first (57014, 503); this only catches what it does not
+ * cover. */
+#define EXEC_GRACE_MS 1000
+
+/*
+ * PQexecPrepared with a deadline.  statement_timeout does not cover a
+ * commit waiting for a synchronous standby (measured: an INSERT with
+ * statement_timeout 1 s still waited 5 s and on, wait_event SyncRep): with
+ * the standby gone, every write would hold its worker for good.  Returns
+ * the last result as PQexec would, or NULL with *timed_out set.
+ */
+static PGresult *exec_with_deadline(struct db *db, const struct db_statement *stmt, int nparams,
+                                    const char *const *values, bool *timed_out)
+{
+	PGconn *c = db->conn;
+	uint64_t deadline =
+	    util_now_ns() + ((uint64_t)db->cfg->db_timeout_ms + EXEC_GRACE_MS) * 1000000u;
+	PGresult *last = NULL, *r;
+
+	*timed_out = false;
+	if (!PQsendQueryPrepared(c, stmt->name, nparams, values, NULL, NULL, 0))
+		return NULL;
+	for (;;) {
+		struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
+		uint64_t now;
+		int n;
+
+		if (!PQisBusy(c) || PQstatus(c) == CONNECTION_BAD) {
+			r = PQgetResult(c);
+			if (!r)
+				return last;
+			PQclear(last);
+			last = r;
+			continue;
+		}
+		now = util_now_ns();
+		if (now >= deadline || pfd.fd < 0) {
+			*timed_out = true;
+			PQclear(last);
+			return NULL;
+		}
+		n = poll(&pfd, 1, (int)((deadline - now) / 1000000u) + 1);
+		if (n < 0 && errno != EINTR) {
+			*timed_out = true;
+			PQclear(last);
+			return NULL;
+		}
+		if (n > 0)
+			PQconsumeInput(c); /* a failure leaves the status BAD */
+	}
+}
+
+/* The statement got no answer in time: cancel it, so its backend does not
+ * stay behind (waiting for a standby that may never come), and drop the
+ * connection.  The client gets 503: a commit that happened locally
+ * meanwhile is not acknowledged (docs/DEPLOY.md, "PostgreSQL failover").
+ * PQcancel blocks on its own connect; the server did answer our connect a
+ * moment ago, so that is a local round trip. */
+static void abandon_statement(struct db *db, const struct db_statement *stmt)
+{
+	PGcancel *cancel = PQgetCancel(db->conn);
+	char err[256] = "";
+
+	if (cancel) {
+		PQcancel(cancel, err, sizeof err);
+		PQfreeCancel(cancel);
+	}
+	log_event(LOG_LEVEL_WARN, "db_error",
+	          "%s: no answer within %u ms (a synchronous standby missing?): cancelled, "
+	          "connection dropped",
+	          stmt->name, db->cfg->db_timeout_ms + EXEC_GRACE_MS);
+	db_close(db);
+	db->retry_at_ns = 0;
+}
+
 PGresult *db_exec(struct db *db, const struct db_statement *stmt, int nparams,
                   const char *const *values, enum db_status *status)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
 		bool was_connected = db->conn && PQstatus(db->conn) == CONNECTION_OK;
+		bool timed_out;
 		PGresult *r;
 		ExecStatusType es;
 		char line[256];
@@ -457,7 +534,13 @@ PGresult *db_exec(struct db *db, const struct db_statement *stmt, int nparams,
 		*status = db_ensure(db);
 		if (*status != DB_OK)
 			return NULL;
-		r = PQexecPrepared(db->conn, stmt->name, nparams, values, NULL, NULL, 0);
+		r = exec_with_deadline(db, stmt, nparams, values, &timed_out);
+		if (timed_out) {
+			db->errors++;
+			abandon_statement(db, stmt);
+			*status = DB_UNAVAILABLE;
+			return NULL;
+		}
 		es = PQresultStatus(r);
 		if (r && (es == PGRES_TUPLES_OK || es == PGRES_COMMAND_OK)) {
 			*status = DB_OK;

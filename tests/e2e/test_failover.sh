@@ -274,6 +274,37 @@ for _ in $(seq 1 60); do
 done
 check "writable again: sends are acknowledged" [ "$ok" -ge "$WORKERS" ]
 
+# --- a synchronous standby that is gone --------------------------------------
+# The new primary told to wait for a standby it does not have: a commit
+# waits for it, and statement_timeout does not end that wait.  The worker's
+# own deadline (DB_TIMEOUT_MS + 1 s) answers 503 and cancels the statement,
+# so no backend stays behind.  The row is committed locally all the same:
+# not acknowledged, and the client's keyed retry finds it (200).
+sql2 "ALTER SYSTEM SET synchronous_standby_names = 'standby1'" >/dev/null
+sql2 "SELECT pg_reload_conf()" >/dev/null
+sleep 0.3
+start=$(now_ms)
+json POST "/chat/conversations/${cids[3]}/messages" '{"body":"no standby"}' \
+	-H "Authorization: Bearer $token" -H "Idempotency-Key: no-standby"
+ms=$(($(now_ms) - start))
+check "standby gone under synchronous replication: 503 with Retry-After after ${ms} ms (<= $((DB_TIMEOUT_MS + 1000 + 1500)))" \
+	bash -c '[ "$0" = 503 ] && [ -n "$1" ] && [ "$2" -ge "$3" ] && [ "$2" -le "$4" ]' \
+	"$STATUS" "$(header Retry-After)" "$ms" "$DB_TIMEOUT_MS" $((DB_TIMEOUT_MS + 2500))
+for _ in $(seq 1 20); do
+	[ "$(sql2 "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'")" = 0 ] && break
+	sleep 0.1
+done
+check "... the statement was cancelled: no backend left waiting for the standby" \
+	[ "$(sql2 "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'")" = 0 ]
+check "... the log says so" grep -q '"event":"db_error".*no answer within .* cancelled, connection dropped' "$STACK_DIR/lighttpd.log"
+sql2 "ALTER SYSTEM RESET synchronous_standby_names" >/dev/null
+sql2 "SELECT pg_reload_conf()" >/dev/null
+sleep 0.3
+json POST "/chat/conversations/${cids[3]}/messages" '{"body":"no standby"}' \
+	-H "Authorization: Bearer $token" -H "Idempotency-Key: no-standby"
+check "... committed locally, unacknowledged: the keyed retry gets it back (200), stored once" \
+	bash -c '[ "$0" = 200 ] && [ "$1" = 1 ]' "$STATUS" "$(sql2 "SELECT count(*) FROM chat.messages WHERE idempotency_key = 'no-standby'")"
+
 # --- a first host that never answers ---------------------------------------
 # The old primary's address now holds a listener that never speaks (the
 # machine is gone, its port filtered): new workers must not spend all of
