@@ -331,6 +331,29 @@ static void one_line(const char *msg, char *out, size_t len)
 	out[n] = '\0';
 }
 
+/* A failed connect names every host it tried, one per line: all of them,
+ * joined by "; " (with a host list the first line is only the first host's
+ * reason, e.g. "refused", not why the standby or the new primary failed).
+ * Tabs of libpq's hint lines become spaces. */
+static void connect_lines(const char *msg, char *out, size_t len)
+{
+	size_t o = 0;
+
+	for (const char *p = msg ? msg : ""; *p && o + 1 < len; p++) {
+		if (*p == '\n') {
+			if (p[1] == '\0')
+				break;
+			if (o + 3 >= len)
+				break;
+			out[o++] = ';';
+			out[o++] = ' ';
+		} else {
+			out[o++] = *p == '\t' ? ' ' : *p;
+		}
+	}
+	out[o] = '\0';
+}
+
 static int prepare_all(struct db *db)
 {
 	for (size_t s = 0; s < db->nsets; s++) {
@@ -378,7 +401,7 @@ static bool idle_connection_lost(PGconn *c)
 
 enum db_status db_ensure(struct db *db)
 {
-	char line[256];
+	char line[256], reasons[768];
 
 	if (db->conn && PQstatus(db->conn) == CONNECTION_OK) {
 		if (!idle_connection_lost(db->conn))
@@ -393,9 +416,10 @@ enum db_status db_ensure(struct db *db)
 
 	db->conn = connect_with_deadline(db->cfg);
 	if (!db->conn || PQstatus(db->conn) != CONNECTION_OK) {
-		one_line(db->conn ? PQerrorMessage(db->conn) : "timed out", line, sizeof line);
+		connect_lines(db->conn ? PQerrorMessage(db->conn) : "timed out", reasons,
+		              sizeof reasons);
 		log_event(LOG_LEVEL_ERROR, "db_connect", "cannot connect: %s (retry in %u ms)",
-		          line, db->backoff_ms ? db->backoff_ms * 2 : BACKOFF_FIRST_MS);
+		          reasons, db->backoff_ms ? db->backoff_ms * 2 : BACKOFF_FIRST_MS);
 		db_close(db);
 		db->connect_failures++;
 		schedule_retry(db);

@@ -209,9 +209,11 @@ check "no request waited beyond DB_TIMEOUT_MS plus slack (slowest ${slowest} ms 
 	[ "$slowest" -le $((DB_TIMEOUT_MS + 2000)) ]
 
 # Service back: per client, the end of its first acknowledged request sent
-# after the promotion started.
-# (Times relative to the stop: mawk's printf %d is 32-bit.)
-first_ack=$(awk -v t="$t_stop" '$3 >= t && ($5 == 201 || $5 == 200) && !($1 in f) { f[$1] = $4 - t }
+# after its first 503 (or after the promotion began, for a client that saw
+# none): a send that started just before the stop took effect may end after
+# it.  (Times relative to the stop: mawk's printf %d is 32-bit.)
+first_ack=$(awk -v t="$t_stop" -v p="$t_promote" '$5 == 503 && !($1 in e) { e[$1] = $4 }
+	($5 == 201 || $5 == 200) && !($1 in f) && $3 >= (($1 in e) ? e[$1] : p) { f[$1] = $4 - t }
 	END { n = 0; mn = -1; for (k in f) { n++; if (f[k] > m) m = f[k]; if (mn < 0 || f[k] < mn) mn = f[k] }
 	printf "%d %d %d\n", n, mn, m }' "$LOG")
 read -r n_resumed first_resume last_resume <<<"$first_ack"
@@ -335,5 +337,18 @@ check "... the log says the host overran its share" \
 kill "$MUTE_PID" 2>/dev/null
 wait "$MUTE_PID" 2>/dev/null
 MUTE_PID=
+
+# --- verify-full checks each host's own name ------------------------------
+# A certificate for 127.0.0.1 only, on the server at 127.0.0.2: refused.
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$d/san.ext"
+openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+	-days 30 -extfile "$d/san.ext" -out "$d/server.crt" 2>/dev/null
+sql2 "SELECT pg_reload_conf()" >/dev/null
+sleep 0.3
+e2e_lighttpd "$WORKERS"
+json POST "/chat/conversations/${cids[2]}/messages" '{"body":"wrong name"}' -H "Authorization: Bearer $token"
+check "a certificate that does not name the host: 503, not connected" is_error 503 database_unavailable
+check "... the log says the name does not match" \
+	grep -q 'server certificate for .* does not match host name \\"127.0.0.2\\"' "$STACK_DIR/lighttpd.log"
 
 e2e_finish
