@@ -133,6 +133,7 @@ client() { # K KEYED
 	local dir=$STACK_DIR/client$k
 	trap - EXIT
 	mkdir -p "$dir"
+	# shellcheck disable=SC2034 # read by req() in lib.sh
 	STACK_DIR=$dir HDRS=$dir/headers E2E_RESPONSES=$dir/responses.jsonl
 	while [ ! -e "$STOP" ]; do
 		i=$((i + 1))
