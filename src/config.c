@@ -662,7 +662,8 @@ static char *load_ports(struct loader *ld, const char *v, int nhosts)
 		item[len] = '\0';
 		if (!parse_decimal(item, 1, 65535, &port))
 			goto bad;
-		snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%lld", i ? "," : "", port);
+		snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%lld", i ? "," : "",
+		         port);
 		p += len + 1;
 	}
 	return dup_str(ld, "POSTGRES_PORT", out);

@@ -161,7 +161,7 @@ static void host_lists_load(const struct config *cfg, struct host_lists *hl)
 		snprintf(hl->port, sizeof hl->port, "%s", cfg->pg_port ? cfg->pg_port : "");
 	}
 	hl->n = count_items(hl->host) > count_items(hl->hostaddr) ? count_items(hl->host)
-	                                                           : count_items(hl->hostaddr);
+	                                                          : count_items(hl->hostaddr);
 	if (hl->n < 1)
 		hl->n = 1;
 }
@@ -296,7 +296,8 @@ static PGconn *connect_with_deadline(const struct config *cfg)
 			cur = i - base;
 			now = util_now_ns();
 			if (base + cur < hl.n && now < deadline)
-				host_deadline = now + (deadline - now) / (uint64_t)(hl.n - base - cur);
+				host_deadline =
+				    now + (deadline - now) / (uint64_t)(hl.n - base - cur);
 		}
 	}
 	if (st != PGRES_POLLING_OK) {
@@ -436,8 +437,8 @@ enum db_status db_ensure(struct db *db)
 	db->retry_at_ns = 0;
 	/* The host says which server took us: after a failover, the new
 	 * primary. */
-	log_event(LOG_LEVEL_INFO, "db_connect", "connected to %s:%s (tls %s%s%s)",
-	          PQhost(db->conn), PQport(db->conn), PQsslInUse(db->conn) ? "on" : "off",
+	log_event(LOG_LEVEL_INFO, "db_connect", "connected to %s:%s (tls %s%s%s)", PQhost(db->conn),
+	          PQport(db->conn), PQsslInUse(db->conn) ? "on" : "off",
 	          PQsslInUse(db->conn) ? ", " : "",
 	          PQsslInUse(db->conn) ? PQsslAttribute(db->conn, "protocol") : "");
 	return DB_OK;
@@ -463,8 +464,7 @@ static enum db_status classify(PGresult *r)
 	/* statement_timeout, connection exceptions, server shutting down, too
 	 * many connections: the database is not there for us right now. */
 	if (strcmp(state, "57014") == 0 || strncmp(state, "08", 2) == 0 ||
-	    strncmp(state, "57P", 3) == 0 || strcmp(state, "53300") == 0 ||
-	    is_read_only(state))
+	    strncmp(state, "57P", 3) == 0 || strcmp(state, "53300") == 0 || is_read_only(state))
 		return DB_UNAVAILABLE;
 	return DB_FAILED;
 }

@@ -545,8 +545,8 @@ START_TEST(db_parts)
 	assert_ok(load_env(prod_base, "POSTGRES_HOST=db1.internal,db2.internal", END));
 	ck_assert_str_eq(cfg.pg_host, "db1.internal,db2.internal");
 	ck_assert_str_eq(cfg.pg_port, "5432");
-	assert_ok(load_env(prod_base, "POSTGRES_HOST=db1,db2,db3", "POSTGRES_PORT=05432,6543,7000",
-	                   END));
+	assert_ok(
+	    load_env(prod_base, "POSTGRES_HOST=db1,db2,db3", "POSTGRES_PORT=05432,6543,7000", END));
 	ck_assert_str_eq(cfg.pg_port, "5432,6543,7000");
 	assert_ok(load_env(prod_base, "POSTGRES_HOST=db1,db2", "POSTGRES_PORT=6543", END));
 	ck_assert_str_eq(cfg.pg_port, "6543");
@@ -589,10 +589,11 @@ START_TEST(database_url)
 	                        "DATABASE_URL=host=db1,db2 port=1,2,3 user=chat password=" GOOD_PW,
 	                        END),
 	               "DATABASE_URL", "one port per host");
-	assert_problem(load_env(prod_base, "POSTGRES_PASSWORD",
-	                        "DATABASE_URL=host=db1,db2 hostaddr=10.0.0.1 user=chat password=" GOOD_PW,
-	                        END),
-	               "DATABASE_URL", "hostaddr");
+	assert_problem(
+	    load_env(prod_base, "POSTGRES_PASSWORD",
+	             "DATABASE_URL=host=db1,db2 hostaddr=10.0.0.1 user=chat password=" GOOD_PW,
+	             END),
+	    "DATABASE_URL", "hostaddr");
 	assert_problem(load_env(prod_base, "POSTGRES_PASSWORD",
 	                        "DATABASE_URL=host=db1,,db2 user=chat password=" GOOD_PW, END),
 	               "DATABASE_URL", "no empty item");
