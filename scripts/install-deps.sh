@@ -8,7 +8,7 @@ PACKAGES=(
 	libfcgi-dev libpq-dev libjson-c-dev libscrypt-dev check libssl-dev libseccomp-dev
 	lighttpd lighttpd-modules-lua postgresql postgresql-contrib openssl curl jq ca-certificates
 	apache2 libapache2-mod-fcgid libapache2-mod-qos
-	clang-format cppcheck valgrind wrk mandoc
+	clang-format cppcheck valgrind wrk mandoc haproxy
 	clang libclang-rt-14-dev llvm
 	prometheus
 	chromium
