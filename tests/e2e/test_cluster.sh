@@ -191,11 +191,22 @@ scenario() {
 export RATE_LIMIT_AUTH=5/minute RATE_LIMIT_READ=5/minute RATE_LIMIT_CHAT=5/minute
 
 # --- cluster scope: exact --------------------------------------------------------------
+# Two rows of idle keys: one replenished 20 minutes ago (past the 11-minute
+# margin: the first sweep deletes it), one a minute ago (kept).
+now_ms=$(stack_psql chat -tA -c "SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint")
+stack_psql chat -c "INSERT INTO chat.rate_limits (class, key, tat) VALUES
+	(0, '\\x0000000000000000000000000000dead', $now_ms - 1200000),
+	(0, '\\x0000000000000000000000000000beef', $now_ms - 60000)" >/dev/null
 hosts_start cluster
 scenario cluster carol@x.io "$alice" "$bob" "$conv_b"
 check "cluster: exactly 5 of 60 logins admitted" [ "$LOGIN" = 5 ]
 check "cluster: exactly 5 of 30 reads of one user admitted" [ "$READ" = 5 ]
 check "cluster: exactly 5 of 30 messages of one user admitted" [ "$CHAT" = 5 ]
+check "cluster: the first sweep deleted the long-idle row, kept the recent one" \
+	[ "$(stack_psql chat -tA -c "SELECT string_agg(encode(key, 'hex'), ',') FROM chat.rate_limits WHERE key IN ('\\x0000000000000000000000000000dead', '\\x0000000000000000000000000000beef')")" = 0000000000000000000000000000beef ]
+stack_psql chat -c "DELETE FROM chat.rate_limits WHERE key = '\\x0000000000000000000000000000beef'" >/dev/null
+check "cluster: the sweeps' turn row is there, due in at most 10 s" \
+	[ "$(stack_psql chat -tA -c "SELECT count(*) FROM chat.rate_limits WHERE class = -1 AND tat BETWEEN $now_ms AND $now_ms + 10000 + 60000")" = 1 ]
 rows=$(stack_psql chat -tA -c "SELECT class || ':' || count(*) FROM chat.rate_limits WHERE class >= 0 GROUP BY class ORDER BY class" | tr '\n' ' ')
 check "cluster: one row per limited key (auth, chat, read, login): $rows" [ "$rows" = "0:1 1:1 2:1 3:1 " ]
 check "cluster: keys are stored as 16-byte MACs, not as given" \
