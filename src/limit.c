@@ -129,8 +129,7 @@ static void note_limit(struct request *req, const struct rl_result *r)
 }
 
 int limit_apply(struct rl_table *rl, struct limit_cluster *cluster, const struct config *cfg,
-                enum limit_class c, const char *email, struct request *req,
-                struct response *res)
+                enum limit_class c, const char *email, struct request *req, struct response *res)
 {
 	const struct rate_policy *policy;
 	char key[LIMIT_KEY_MAX];

@@ -72,8 +72,7 @@ int limit_key_from_text(enum limit_class c, const char *text, char *key, size_t 
  * a request the shared memory refuses never does.
  */
 int limit_apply(struct rl_table *rl, struct limit_cluster *cluster, const struct config *cfg,
-                enum limit_class c, const char *email, struct request *req,
-                struct response *res);
+                enum limit_class c, const char *email, struct request *req, struct response *res);
 
 /* RateLimit-Limit, -Remaining and -Reset of the tightest limit that applied
  * to the request, if any did. */

@@ -80,8 +80,8 @@ const struct db_statement *limit_cluster_statements(size_t *n)
 	return statements;
 }
 
-int limit_cluster_key(const struct secret *secret, uint8_t class_id, const void *key,
-                      size_t keylen, char out[LIMIT_CLUSTER_KEY_TEXT])
+int limit_cluster_key(const struct secret *secret, uint8_t class_id, const void *key, size_t keylen,
+                      char out[LIMIT_CLUSTER_KEY_TEXT])
 {
 	/* A fixed label, so these MACs never equal a token's (token.c signs
 	 * with the same secret), then the class, then the key. */

@@ -60,8 +60,8 @@ const struct db_statement *limit_cluster_statements(size_t *n);
  * over "chat-fcgi rate limit v1", the class and the key, first 16 bytes, as
  * bytea text.  0, or -1 (no secret, or libcrypto failed).
  */
-int limit_cluster_key(const struct secret *secret, uint8_t class_id, const void *key,
-                      size_t keylen, char out[LIMIT_CLUSTER_KEY_TEXT]);
+int limit_cluster_key(const struct secret *secret, uint8_t class_id, const void *key, size_t keylen,
+                      char out[LIMIT_CLUSTER_KEY_TEXT]);
 
 /*
  * The header values of one decision under policy p (limit > 0): admitted

@@ -19,9 +19,9 @@ struct metrics_shm;
 struct worker {
 	struct config cfg;
 	struct db db;
-	struct rl_table *rl;         /* the shared segment: rate limits ... */
-	struct metrics_shm *metrics; /* ... and the counters in it */
-	uint64_t db_reported[3];     /* db counters already added to metrics */
+	struct rl_table *rl;          /* the shared segment: rate limits ... */
+	struct metrics_shm *metrics;  /* ... and the counters in it */
+	uint64_t db_reported[3];      /* db counters already added to metrics */
 	struct limit_cluster cluster; /* RATE_LIMIT_SCOPE=cluster: the shared tier */
 };
 

@@ -133,8 +133,8 @@ START_TEST(admin_login_key_is_lower_cased_like_the_worker)
 	ck_assert_str_eq(admin_key, worker_key);
 
 	http_response_init(&res);
-	ck_assert_int_eq(limit_apply(rl, NULL, &cfg, LIMIT_CLASS_LOGIN, "alice@example.com", &req, &res),
-	                 0);
+	ck_assert_int_eq(
+	    limit_apply(rl, NULL, &cfg, LIMIT_CLASS_LOGIN, "alice@example.com", &req, &res), 0);
 	http_response_free(&res);
 	ck_assert_int_eq(rl_reset_key(rl, LIMIT_CLASS_LOGIN, admin_key, strlen(admin_key)), 1);
 }
@@ -166,7 +166,8 @@ START_TEST(apply_limits_and_answers_429)
 	for (int i = 0; i < 2; i++) {
 		request(&req, "192.0.2.1", NULL, 9);
 		http_response_init(&res);
-		ck_assert_int_eq(limit_apply(rl, NULL, &cfg, LIMIT_CLASS_CHAT, NULL, &req, &res), 0);
+		ck_assert_int_eq(limit_apply(rl, NULL, &cfg, LIMIT_CLASS_CHAT, NULL, &req, &res),
+		                 0);
 		ck_assert(req.limited);
 		ck_assert_uint_eq(req.limit, 2);
 		ck_assert_uint_eq(req.limit_remaining, (uint32_t)(1 - i));

@@ -54,8 +54,8 @@ static bool gcra_step(const struct rate_policy *p, int64_t now, int64_t *tat)
 
 START_TEST(headers_equal_the_shared_memory_tier)
 {
-	static const struct rate_policy policies[] = {
-	    {5, 60}, {7, 60}, {60, 60}, {3, 1}, {1, 60}, {100, 3600}};
+	static const struct rate_policy policies[] = {{5, 60}, {7, 60}, {60, 60},
+	                                              {3, 1},  {1, 60}, {100, 3600}};
 	char name[64], err[RL_ERR_LEN];
 	struct rl_table *rl;
 
@@ -86,7 +86,8 @@ START_TEST(headers_equal_the_shared_memory_tier)
 			ck_assert_uint_eq(a.retry_after_s, b.retry_after_s);
 			/* Bursts, then gaps up to a few emission intervals. */
 			seed = seed * 1103515245u + 12345u;
-			now += (seed >> 16) % 4 == 0 ? (int64_t)((seed >> 8) % (p->period_s * 700u)) : 0;
+			now += (seed >> 16) % 4 == 0 ? (int64_t)((seed >> 8) % (p->period_s * 700u))
+			                             : 0;
 		}
 	}
 	rl_close(rl);
