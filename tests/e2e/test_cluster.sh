@@ -31,7 +31,12 @@ check "set-up: accounts and conversations" [ -n "$conv_b" -a "$conv_b" != null -
 stack_lighttpd_stop
 
 # --- the three hosts and the balancer ------------------------------------------------
-HOST_PORT=$(stack_free_port)
+# A port free on the three addresses (stack_free_port looks at 127.0.0.1).
+for _ in $(seq 1 50); do
+	HOST_PORT=$(stack_free_port)
+	for a in 2 3 4; do (exec 3<>"/dev/tcp/127.0.0.$a/$HOST_PORT") 2>/dev/null && HOST_PORT=; done
+	[ -n "$HOST_PORT" ] && break
+done
 HA_PORT=$(stack_free_port)
 # The client's own address: HAProxy adds it to X-Forwarded-For, and the
 # workers trust HAProxy (127.0.0.1, the source of its connections).
