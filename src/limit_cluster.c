@@ -208,3 +208,28 @@ enum db_status limit_cluster_check(struct limit_cluster *lc, const struct rate_p
 	maybe_sweep(lc);
 	return DB_OK;
 }
+
+int limit_cluster_forget(PGconn *c, const struct secret *secret, uint8_t class_id, const void *key,
+                         size_t keylen, char *err, size_t errlen)
+{
+	char cls[8], k[LIMIT_CLUSTER_KEY_TEXT];
+	const char *params[2] = {cls, k};
+	PGresult *r;
+	int n = -1;
+
+	if (limit_cluster_key(secret, class_id, key, keylen, k) != 0) {
+		snprintf(err, errlen, "cannot derive the stored key (SECRET_KEY?)");
+		return -1;
+	}
+	snprintf(cls, sizeof cls, "%u", (unsigned)class_id);
+	r = PQexecParams(
+	    c, "DELETE FROM chat.rate_limits WHERE class = $1::smallint AND key = $2::bytea", 2,
+	    NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) == PGRES_COMMAND_OK)
+		n = atoi(PQcmdTuples(r));
+	else
+		snprintf(err, errlen, "%.*s", (int)strcspn(PQresultErrorMessage(r), "\n"),
+		         PQresultErrorMessage(r));
+	PQclear(r);
+	return n;
+}

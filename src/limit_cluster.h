@@ -81,4 +81,13 @@ enum db_status limit_cluster_check(struct limit_cluster *lc, const struct rate_p
                                    uint8_t class_id, const void *key, size_t keylen,
                                    struct rl_result *out);
 
+/*
+ * chat-admin ratelimit reset in cluster scope: delete key's row of class
+ * class_id over connection c (any role with DELETE on chat.rate_limits).
+ * Returns the number of rows deleted (0 or 1), or -1 with a one-line
+ * reason in err.
+ */
+int limit_cluster_forget(PGconn *c, const struct secret *secret, uint8_t class_id, const void *key,
+                         size_t keylen, char *err, size_t errlen);
+
 #endif

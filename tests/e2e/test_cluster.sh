@@ -217,6 +217,21 @@ check "cluster: one row per limited key (auth, chat, read, login): $rows" [ "$ro
 check "cluster: keys are stored as 16-byte MACs, not as given" \
 	[ "$(stack_psql chat -tA -c "SELECT count(*) FROM chat.rate_limits WHERE length(key) <> 16 OR position('carol'::bytea IN key) > 0 OR position('127.0.0.9'::bytea IN key) > 0")" = 0 ]
 
+# chat-admin ratelimit reset in cluster scope: the key's row in PostgreSQL
+# (shared) and the entry of the segment it is run against (host 1's).
+alice_id=$(stack_psql chat -tA -c "SELECT id FROM chat.users WHERE email = 'alice@x.io'")
+out=$(RATE_LIMIT_SCOPE=cluster RATE_LIMIT_SHM=/chat-e2e-$$-h1-cluster "$E2E_BUILDDIR/chat-admin" ratelimit reset "read:$alice_id" 2>&1)
+check "chat-admin ratelimit reset read:ID in cluster scope: the entry and the row ($out)" \
+	bash -c '[[ "$0" == *"1 entry cleared; 1 cluster row deleted"* ]]' "$out"
+BASE_SAVED=$BASE
+BASE=http://127.0.0.2:$HOST_PORT
+req GET /auth/me -H "Authorization: Bearer $alice"
+check "... host 1 admits alice's read again" is_status 200
+BASE=http://127.0.0.3:$HOST_PORT
+req GET /auth/me -H "Authorization: Bearer $alice"
+check "... host 2's own segment still refuses it (reset runs per host)" is_error 429 rate_limited
+BASE=$BASE_SAVED
+
 # The database down: a request this host's table admits is not admitted
 # blindly, it gets the database's 503 with Retry-After (fail closed).  From
 # another address, which the shared memory has not refused yet.
