@@ -26,6 +26,7 @@
 #include "ratelimit.h"
 #include "segment.h"
 #include "util.h"
+#include "version_git.h"
 
 #ifndef CHAT_SQL_DIR
 #define CHAT_SQL_DIR "sql"
@@ -36,7 +37,7 @@
 
 extern char **environ;
 
-static int usage(void)
+static void print_usage(FILE *out)
 {
 	fputs("usage: chat-admin check-config\n"
 	      "       chat-admin migrate [DIR]   (default " CHAT_SQL_DIR ")\n"
@@ -44,8 +45,17 @@ static int usage(void)
 	      "       chat-admin ratelimit reset CLASS:KEY   (auth:ADDRESS, login:EMAIL, "
 	      "chat:USER_ID, "
 	      "read:USER_ID)\n"
-	      "       chat-admin ratelimit unlink\n",
-	      stderr);
+	      "       chat-admin ratelimit unlink\n"
+	      "       chat-admin --help | --version\n"
+	      "The configuration comes from the environment, as for chat-fcgi; the rate-limit\n"
+	      "commands use the segment RATE_LIMIT_SHM names (default /chat-fcgi).\n",
+	      out);
+}
+
+/* A wrong command line: usage to stderr, EX_USAGE. */
+static int usage(void)
+{
+	print_usage(stderr);
 	return 64;
 }
 
@@ -338,6 +348,15 @@ int main(int argc, char **argv)
 {
 	if (argc < 2)
 		return usage();
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		print_usage(stdout);
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("chat-admin %s%s%s\n", PACKAGE_VERSION, CHAT_GIT_DESCRIBE[0] ? " git " : "",
+		       CHAT_GIT_DESCRIBE);
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
 	if (strcmp(argv[1], "check-config") == 0 && argc == 2)
 		return cmd_check_config();
 	if (strcmp(argv[1], "migrate") == 0 && argc <= 3)
