@@ -47,8 +47,8 @@ static void print_usage(FILE *out)
 	      "read:USER_ID)\n"
 	      "       chat-admin ratelimit unlink\n"
 	      "       chat-admin --help | --version\n"
-	      "The configuration comes from the environment, as for chat-fcgi; the rate-limit\n"
-	      "commands use the segment RATE_LIMIT_SHM names (default /chat-fcgi).\n",
+	      "The configuration comes from the environment, as for chat-fcgi; the ratelimit\n"
+	      "commands need only RATE_LIMIT_SHM, the segment's name (default /chat-fcgi).\n",
 	      out);
 }
 
@@ -59,19 +59,35 @@ static int usage(void)
 	return 64;
 }
 
+/* Prints the first problem, or all of them; always -1. */
+static int print_problems(struct config_problems *problems, bool print_all)
+{
+	for (size_t i = 0; i < problems->count && (print_all || i == 0); i++)
+		fprintf(stderr, "config: %s\n", problems->lines[i]);
+	if (!print_all && problems->count > 1)
+		fprintf(stderr, "config: ... %zu problems in all (chat-admin check-config)\n",
+		        problems->count);
+	config_problems_free(problems);
+	return -1;
+}
+
 static int load_config(struct config *cfg, bool print_all)
 {
 	struct config_problems problems = {0};
 
 	if (config_load(cfg, environ, &problems) == 0)
 		return 0;
-	for (size_t i = 0; i < problems.count && (print_all || i == 0); i++)
-		fprintf(stderr, "config: %s\n", problems.lines[i]);
-	if (!print_all && problems.count > 1)
-		fprintf(stderr, "config: ... %zu problems in all (chat-admin check-config)\n",
-		        problems.count);
-	config_problems_free(&problems);
-	return -1;
+	return print_problems(&problems, print_all);
+}
+
+/* The ratelimit commands: RATE_LIMIT_* only (config_load_rate_limits). */
+static int load_rate_limit_config(struct config *cfg)
+{
+	struct config_problems problems = {0};
+
+	if (config_load_rate_limits(cfg, environ, &problems) == 0)
+		return 0;
+	return print_problems(&problems, false);
 }
 
 static int cmd_check_config(void)
@@ -315,7 +331,7 @@ static int cmd_ratelimit(int argc, char **argv)
 	char err[RL_ERR_LEN];
 	int rc;
 
-	if (load_config(&cfg, false) != 0)
+	if (load_rate_limit_config(&cfg) != 0)
 		return CONFIG_EXIT_STATUS;
 	if (argc == 1 && strcmp(argv[0], "unlink") == 0) {
 		rc = seg_unlink(cfg.rate_limit_shm, err, sizeof err) == 0 ? 0 : 1;
