@@ -178,10 +178,9 @@ static void wipe_json_field(struct json_object *obj, const char *name)
 }
 
 /* A new password on the common list: 422 before any query or hash. */
-static int refuse_common(struct worker *w, struct request *req, struct response *res,
-                         const char *password, size_t len, const char *field)
+static int refuse_common(struct request *req, struct response *res, const char *password,
+                         size_t len, const char *field)
 {
-	(void)w;
 	if (!common_password(password, len))
 		return 0;
 	audit_note(req, AUDIT_PASSWORD_REJECTED, &(struct request_event){.reason = "common"});
@@ -246,7 +245,7 @@ void auth_register(struct worker *w, struct request *req, struct response *res)
 	    field_email(email, email_len, "email", res) < 0 ||
 	    field_text(req->json, &new_password_rule, &password, &password_len, res) < 0 ||
 	    field_text(req->json, &display_name_rule, &name, &name_len, res) < 0 ||
-	    refuse_common(w, req, res, password, password_len, "password") < 0)
+	    refuse_common(req, res, password, password_len, "password") < 0)
 		goto out;
 	if (!name) {
 		/* Default: the local part, cut to the 64 characters allowed. */
@@ -480,7 +479,7 @@ void auth_password(struct worker *w, struct request *req, struct response *res)
 
 	if (field_text(req->json, &current_password_rule, &current, &current_len, res) < 0 ||
 	    field_text(req->json, &changed_password_rule, &next, &next_len, res) < 0 ||
-	    refuse_common(w, req, res, next, next_len, "new_password") < 0)
+	    refuse_common(req, res, next, next_len, "new_password") < 0)
 		goto out;
 	auth_session_params(req, user_id, params);
 	r = db_exec(&w->db, &statements[SQL_PASSWORD_LOOKUP], 2, params, &st);

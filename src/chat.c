@@ -634,7 +634,7 @@ void chat_member_add(struct worker *w, struct request *req, struct response *res
 	else if (!col_true(r, 0, 1))
 		reply_not_found(res);
 	else if (!col_true(r, 0, 2))
-		reply_forbidden(req, res, OWNER_ONLY);
+		reply_forbidden(req, res, "owner_only", OWNER_ONLY);
 	else if (PQgetisnull(r, 0, 3))
 		reply_validation(res, "email", "is not a registered email");
 	else {
@@ -915,7 +915,7 @@ void chat_member_remove(struct worker *w, struct request *req, struct response *
 	else if (!col_true(r, 0, 1))
 		reply_not_found(res);
 	else if (!col_true(r, 0, 2))
-		reply_forbidden(req, res, OWNER_REMOVES);
+		reply_forbidden(req, res, "owner_only", OWNER_REMOVES);
 	else if (!col_true(r, 0, 3))
 		reply_not_found(res); /* no such member: the same 404 */
 	else
@@ -946,7 +946,7 @@ void chat_message_delete(struct worker *w, struct request *req, struct response 
 	else if (!col_true(r, 0, 1) || !col_true(r, 0, 2))
 		reply_not_found(res);
 	else if (!col_true(r, 0, 3))
-		reply_forbidden(req, res, SENDER_DELETES);
+		reply_forbidden(req, res, "sender_only", SENDER_DELETES);
 	else
 		res->status = 204; /* deleted now, or already a tombstone */
 	PQclear(r);

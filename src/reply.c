@@ -40,9 +40,10 @@ void reply_invalid_credentials(struct response *res)
 	http_add_header(res, "WWW-Authenticate", "Bearer");
 }
 
-void reply_forbidden(struct request *req, struct response *res, const char *detail)
+void reply_forbidden(struct request *req, struct response *res, const char *reason,
+                     const char *detail)
 {
-	audit_note(req, AUDIT_ACCESS_DENIED, &(struct request_event){.reason = "owner_only"});
+	audit_note(req, AUDIT_ACCESS_DENIED, &(struct request_event){.reason = reason});
 	http_error(res, 403, "forbidden", detail, NULL);
 }
 

@@ -22,9 +22,11 @@ void reply_invalid_credentials(struct response *res);
  * over (logout, password change, expiry in the database); a token_rejected
  * security event. */
 void reply_token_revoked(struct request *req, struct response *res);
-/* 403 forbidden: a member tries an owner-only action (an access_denied
- * security event). */
-void reply_forbidden(struct request *req, struct response *res, const char *detail);
+/* 403 forbidden: a member tries what only the owner ("owner_only") or the
+ * sender ("sender_only") may do; an access_denied security event with that
+ * reason (a fixed word). */
+void reply_forbidden(struct request *req, struct response *res, const char *reason,
+                     const char *detail);
 void reply_not_found(struct response *res);
 /* 405 method_not_allowed with Allow: the path's methods. */
 void reply_method_not_allowed(struct response *res, const char *allow);

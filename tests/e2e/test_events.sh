@@ -157,6 +157,11 @@ conv=$(printf '%s' "$BODY" | jq -r .id)
 ask_json 198.51.100.22 POST "/chat/conversations/$conv/members" '{"email":"alice@example.io"}' -H "Authorization: Bearer $tb"
 check "member adds a member: 403" is_error 403 forbidden
 expect_events "owner-only action by a member: access_denied" "access_denied owner_only 198.51.100.22 $bob - - -"
+ask_json 198.51.100.21 POST "/chat/conversations/$conv/messages" '{"body":"mine"}' -H "Authorization: Bearer $ta"
+msg=$(printf '%s' "$BODY" | jq -r .id)
+ask 198.51.100.23 DELETE "/chat/conversations/$conv/messages/$msg" -H "Authorization: Bearer $tb"
+check "deleting another's message: 403" is_error 403 forbidden
+expect_events "another's message: access_denied sender_only" "access_denied sender_only 198.51.100.23 $bob - - -"
 
 ask 203.0.113.99 GET /metrics
 check "metrics from outside METRICS_ALLOW: 404" is_error 404 not_found
@@ -176,8 +181,8 @@ for ev in login_failed login_succeeded user_registered password_changed password
 	check "metrics: $ev counted as logged ($in_log)" [ "$in_metrics" = "$in_log" ]
 done
 # The requests outside expect_events too: 1 + 1 register, 4 + 5 + 2 logins
-# and tokens, 7 for dave, 3 + 1 and 3 + 1 rate limits, 3 for bob, 1 scrape.
-check "the log has exactly the 32 expected security lines" [ "$(grep -c -F '"security":true' "$LOG")" = 32 ]
+# and tokens, 7 for dave, 3 + 1 and 3 + 1 rate limits, 4 for bob, 1 scrape.
+check "the log has exactly the 33 expected security lines" [ "$(grep -c -F '"security":true' "$LOG")" = 33 ]
 
 secrets=("alice has a long one" "a new long one" "dave has a long one" "wrong guess 123"
 	PassWord1 "iloveyou!" "$t1" "$t2" "$ta" "$tb" "$KEY" "$(cat "$STACK_DIR/secrets/pg_app_password")"

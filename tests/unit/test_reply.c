@@ -53,7 +53,7 @@ START_TEST(every_answer)
 	    "WWW-Authenticate: Bearer\r\n");
 	RUN(reply_invalid_credentials(&res), 401, "invalid_credentials", NULL,
 	    "WWW-Authenticate: Bearer\r\n");
-	RUN(reply_forbidden(&req, &res, "owner only"), 403, "forbidden", NULL, NULL);
+	RUN(reply_forbidden(&req, &res, "owner_only", "owner only"), 403, "forbidden", NULL, NULL);
 	RUN(reply_token_revoked(&req, &res), 401, "unauthorized", NULL,
 	    "WWW-Authenticate: Bearer\r\n");
 	RUN(reply_not_found(&res), 404, "not_found", NULL, NULL);
@@ -111,13 +111,13 @@ START_TEST(revoked_and_forbidden_note_their_event)
 	reply_token_revoked(&req, &res);
 	http_response_free(&res);
 	http_response_init(&res);
-	reply_forbidden(&req, &res, "owner only");
+	reply_forbidden(&req, &res, "sender_only", "sender only");
 	http_response_free(&res);
 	ck_assert_uint_eq(req.nevents, 2);
 	ck_assert_str_eq(audit_event_name(req.events[0].event), "token_rejected");
 	ck_assert_str_eq(req.events[0].reason, "revoked");
 	ck_assert_str_eq(audit_event_name(req.events[1].event), "access_denied");
-	ck_assert_str_eq(req.events[1].reason, "owner_only");
+	ck_assert_str_eq(req.events[1].reason, "sender_only");
 }
 END_TEST
 
