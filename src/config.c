@@ -877,8 +877,7 @@ int config_load(struct config *cfg, char *const *envp, struct config_problems *p
  * running stack without its secrets in the environment.  Same rules and
  * defaults as config_load.
  */
-int config_load_rate_limits(struct config *cfg, char *const *envp,
-                            struct config_problems *problems)
+int config_load_rate_limits(struct config *cfg, char *const *envp, struct config_problems *problems)
 {
 	struct loader ld = {
 	    .cfg = cfg,
