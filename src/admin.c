@@ -28,6 +28,7 @@
 #include "ratelimit.h"
 #include "segment.h"
 #include "util.h"
+#include "version_git.h"
 
 #ifndef CHAT_SQL_DIR
 #define CHAT_SQL_DIR "sql"
@@ -38,7 +39,7 @@
 
 extern char **environ;
 
-static int usage(void)
+static void print_usage(FILE *out)
 {
 	fputs("usage: chat-admin check-config\n"
 	      "       chat-admin migrate [DIR]   (default " CHAT_SQL_DIR ")\n"
@@ -46,9 +47,30 @@ static int usage(void)
 	      "       chat-admin ratelimit reset CLASS:KEY   (auth:ADDRESS, login:EMAIL, "
 	      "chat:USER_ID, "
 	      "read:USER_ID)\n"
-	      "       chat-admin ratelimit unlink\n",
-	      stderr);
+	      "       chat-admin ratelimit unlink\n"
+	      "       chat-admin --help | --version\n"
+	      "The configuration comes from the environment, as for chat-fcgi; the ratelimit\n"
+	      "commands need only RATE_LIMIT_SHM, the segment's name (default /chat-fcgi).\n",
+	      out);
+}
+
+/* A wrong command line: usage to stderr, EX_USAGE. */
+static int usage(void)
+{
+	print_usage(stderr);
 	return 64;
+}
+
+/* Prints the first problem, or all of them; always -1. */
+static int print_problems(struct config_problems *problems, bool print_all)
+{
+	for (size_t i = 0; i < problems->count && (print_all || i == 0); i++)
+		fprintf(stderr, "config: %s\n", problems->lines[i]);
+	if (!print_all && problems->count > 1)
+		fprintf(stderr, "config: ... %zu problems in all (chat-admin check-config)\n",
+		        problems->count);
+	config_problems_free(problems);
+	return -1;
 }
 
 static int load_config(struct config *cfg, bool print_all)
@@ -57,13 +79,17 @@ static int load_config(struct config *cfg, bool print_all)
 
 	if (config_load(cfg, environ, &problems) == 0)
 		return 0;
-	for (size_t i = 0; i < problems.count && (print_all || i == 0); i++)
-		fprintf(stderr, "config: %s\n", problems.lines[i]);
-	if (!print_all && problems.count > 1)
-		fprintf(stderr, "config: ... %zu problems in all (chat-admin check-config)\n",
-		        problems.count);
-	config_problems_free(&problems);
-	return -1;
+	return print_problems(&problems, print_all);
+}
+
+/* The ratelimit commands: RATE_LIMIT_* only (config_load_rate_limits). */
+static int load_rate_limit_config(struct config *cfg)
+{
+	struct config_problems problems = {0};
+
+	if (config_load_rate_limits(cfg, environ, &problems) == 0)
+		return 0;
+	return print_problems(&problems, false);
 }
 
 static int cmd_check_config(void)
@@ -338,7 +364,7 @@ static int cmd_ratelimit(int argc, char **argv)
 	char err[RL_ERR_LEN];
 	int rc;
 
-	if (load_config(&cfg, false) != 0)
+	if (load_rate_limit_config(&cfg) != 0)
 		return CONFIG_EXIT_STATUS;
 	if (argc == 1 && strcmp(argv[0], "unlink") == 0) {
 		rc = seg_unlink(cfg.rate_limit_shm, err, sizeof err) == 0 ? 0 : 1;
@@ -371,6 +397,15 @@ int main(int argc, char **argv)
 {
 	if (argc < 2)
 		return usage();
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		print_usage(stdout);
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("chat-admin %s%s%s\n", PACKAGE_VERSION, CHAT_GIT_DESCRIBE[0] ? " git " : "",
+		       CHAT_GIT_DESCRIBE);
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
 	if (strcmp(argv[1], "check-config") == 0 && argc == 2)
 		return cmd_check_config();
 	if (strcmp(argv[1], "migrate") == 0 && argc <= 3)

@@ -889,6 +889,25 @@ int config_load(struct config *cfg, char *const *envp, struct config_problems *p
 	return ld.failed ? -1 : 0;
 }
 
+/*
+ * chat-admin's ratelimit commands read or reset the segment: they need its
+ * name, not the secrets or the database, so that an operator can inspect a
+ * running stack without its secrets in the environment.  Same rules and
+ * defaults as config_load.
+ */
+int config_load_rate_limits(struct config *cfg, char *const *envp, struct config_problems *problems)
+{
+	struct loader ld = {
+	    .cfg = cfg,
+	    .envp = envp,
+	    .problems = problems,
+	};
+
+	memset(cfg, 0, sizeof(*cfg));
+	load_rate_limits(&ld);
+	return ld.failed ? -1 : 0;
+}
+
 static void secret_free(struct secret *s)
 {
 	if (s->bytes) {

@@ -100,6 +100,9 @@ struct config_problems {
  * problem appended to *problems and *cfg left safe to config_free().
  */
 int config_load(struct config *cfg, char *const *envp, struct config_problems *problems);
+/* Only the RATE_LIMIT_* variables; the rest of cfg stays zero. */
+int config_load_rate_limits(struct config *cfg, char *const *envp,
+                            struct config_problems *problems);
 void config_free(struct config *cfg);
 void config_problems_free(struct config_problems *problems);
 
