@@ -297,26 +297,33 @@ static int cmd_ratelimit_stats(struct rl_table *t, const char *name)
 }
 
 /* In cluster scope, the key's row in PostgreSQL: shared by every host, so
- * one reset there is enough; -1 after printing why. */
-static int forget_cluster_row(const struct config *cfg, enum limit_class c, const char *key)
+ * one reset there is enough; -1 after printing why.  This part needs the
+ * whole configuration (the database, and SECRET_KEY, which keys the stored
+ * form of the key), unlike the segment's commands. */
+static int forget_cluster_row(enum limit_class c, const char *key)
 {
 	const char *keys[16], *values[16];
 	char timeout[16], options[128], err[256];
+	struct config cfg;
 	PGconn *conn;
 	int n;
 
-	db_conninfo(cfg, keys, values, 16, timeout, options);
+	if (load_config(&cfg, false) != 0)
+		return -1;
+	db_conninfo(&cfg, keys, values, 16, timeout, options);
 	conn = PQconnectdbParams(keys, values, 1);
 	if (PQstatus(conn) != CONNECTION_OK) {
 		fprintf(stderr, "ratelimit: cannot connect: %s", PQerrorMessage(conn));
 		PQfinish(conn);
+		config_free(&cfg);
 		return -1;
 	}
-	n = limit_cluster_forget(conn, &cfg->secret_key, (uint8_t)c, key, strlen(key), err,
+	n = limit_cluster_forget(conn, &cfg.secret_key, (uint8_t)c, key, strlen(key), err,
 	                         sizeof err);
 	if (n < 0)
 		fprintf(stderr, "ratelimit: cluster row: %s\n", err);
 	PQfinish(conn);
+	config_free(&cfg);
 	return n;
 }
 
@@ -346,7 +353,7 @@ static int cmd_ratelimit_reset(const struct config *cfg, struct rl_table *t, con
 		return 1;
 	}
 	if (cfg->rate_limit_scope == RATE_LIMIT_SCOPE_CLUSTER &&
-	    (rows = forget_cluster_row(cfg, c, key)) < 0)
+	    (rows = forget_cluster_row(c, key)) < 0)
 		return 1;
 	printf("reset %s:%s (%d entr%s cleared", limit_class_name(c), key, n, n == 1 ? "y" : "ies");
 	/* Each host has its own segment: the operator resets it on each. */
