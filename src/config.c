@@ -757,6 +757,23 @@ static void load_rate(struct loader *ld, const char *name, const char *def, stru
 	parse_rate(def, out);
 }
 
+/* host (the default) or cluster: a typo must not silently leave a cluster
+ * counting per host, so anything else stops the worker. */
+static void load_rate_limit_scope(struct loader *ld)
+{
+	const char *v = util_env_get(ld->envp, "RATE_LIMIT_SCOPE");
+	char q[QUOTE_VALUE];
+
+	ld->cfg->rate_limit_scope = RATE_LIMIT_SCOPE_HOST;
+	if (!v || strcmp(v, "host") == 0)
+		return;
+	if (strcmp(v, "cluster") == 0)
+		ld->cfg->rate_limit_scope = RATE_LIMIT_SCOPE_CLUSTER;
+	else
+		add_problem(ld, "RATE_LIMIT_SCOPE: must be host or cluster, got %s",
+		            quote(v, q, sizeof(q)));
+}
+
 static void load_rate_limits(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
@@ -781,6 +798,7 @@ static void load_rate_limits(struct loader *ld)
 	}
 	cfg->rate_limit_shm = dup_str(ld, "RATE_LIMIT_SHM", shm);
 	cfg->rate_limit_slots = (uint32_t)load_int(ld, "RATE_LIMIT_SLOTS", 65536, 1024, 16777216);
+	load_rate_limit_scope(ld);
 }
 
 static void load_cidrs(struct loader *ld, const char *name, const char *def, struct cidr_list *out)

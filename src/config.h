@@ -42,6 +42,12 @@ struct rate_policy {
 	uint32_t period_s;
 };
 
+/* RATE_LIMIT_SCOPE: where the limits are counted (docs/RATELIMIT.md). */
+enum rate_limit_scope {
+	RATE_LIMIT_SCOPE_HOST,    /* this host's shared memory only */
+	RATE_LIMIT_SCOPE_CLUSTER, /* that, then PostgreSQL, shared by every host */
+};
+
 struct config {
 	enum app_mode mode;
 	enum log_level log_level;
@@ -71,6 +77,7 @@ struct config {
 	struct rate_policy rate_read;
 	char *rate_limit_shm; /* POSIX shm name, "/chat-fcgi" */
 	uint32_t rate_limit_slots;
+	enum rate_limit_scope rate_limit_scope;
 	struct cidr_list trusted_proxies;
 	struct cidr_list metrics_allow;
 

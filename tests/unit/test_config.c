@@ -234,6 +234,7 @@ START_TEST(defaults_dev)
 	ck_assert_uint_eq(cfg.rate_read.period_s, 60);
 	ck_assert_str_eq(cfg.rate_limit_shm, "/chat-fcgi");
 	ck_assert_uint_eq(cfg.rate_limit_slots, 65536);
+	ck_assert_int_eq(cfg.rate_limit_scope, RATE_LIMIT_SCOPE_HOST);
 	ck_assert_uint_eq(cfg.trusted_proxies.count, 0);
 	ck_assert_uint_eq(cfg.metrics_allow.count, 2);
 	ck_assert_uint_eq(cfg.max_body_bytes, 65536);
@@ -841,6 +842,20 @@ START_TEST(worker_seccomp)
 }
 END_TEST
 
+START_TEST(rate_limit_scope)
+{
+	assert_ok(load_env(prod_base, "RATE_LIMIT_SCOPE=host", END));
+	ck_assert_int_eq(cfg.rate_limit_scope, RATE_LIMIT_SCOPE_HOST);
+	assert_ok(load_env(prod_base, "RATE_LIMIT_SCOPE=cluster", END));
+	ck_assert_int_eq(cfg.rate_limit_scope, RATE_LIMIT_SCOPE_CLUSTER);
+	/* A typo must not leave a cluster counting per host unnoticed. */
+	assert_problem(load_env(dev_base, "RATE_LIMIT_SCOPE=Cluster", END), "RATE_LIMIT_SCOPE",
+	               "\"Cluster\"");
+	assert_problem(load_env(dev_base, "RATE_LIMIT_SCOPE=", END), "RATE_LIMIT_SCOPE",
+	               "host or cluster");
+}
+END_TEST
+
 START_TEST(rate_limits)
 {
 	static const struct {
@@ -1164,6 +1179,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, scrypt_n_prod_floor);
 	tcase_add_test(tc, log_level);
 	tcase_add_test(tc, worker_seccomp);
+	tcase_add_test(tc, rate_limit_scope);
 	tcase_add_test(tc, rate_limits);
 	tcase_add_test(tc, rate_limit_shm);
 	tcase_add_test(tc, rate_limits_alone);
