@@ -29,7 +29,6 @@ fi
 
 # shellcheck source=../e2e/lib.sh
 . "$(cd "$(dirname "$0")/.." && pwd)/e2e/lib.sh"
-E2E_NAME=test_deb
 # lib.sh's check, without the last HTTP answer when no request was made
 # since (most checks here are about files).
 check() {
