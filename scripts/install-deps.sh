@@ -26,6 +26,7 @@ RUN_PACKAGES=(
 TEST_PACKAGES=(
 	apache2 libapache2-mod-fcgid libapache2-mod-qos
 	clang-format cppcheck valgrind wrk mandoc haproxy
+	debhelper dh-autoreconf lintian debootstrap
 	clang libclang-rt-14-dev llvm
 	prometheus
 	chromium
