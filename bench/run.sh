@@ -17,7 +17,8 @@
 # and on (WORKER_SECCOMP, lighttpd restarted for each; BENCH_SECCOMP_ROUNDS
 # rounds, default 2) and the workers' CPU per request of each.  Prints
 # figures; asserts nothing.  Needs a build (CHAT_BUILDDIR, default _build)
-# and wrk.  See docs/PERFORMANCE.md.
+# and wrk.  Then POST messages and login with the rate limits on, in host
+# and in cluster scope (RATE_LIMIT_SCOPE).  See docs/PERFORMANCE.md.
 #   bench/run.sh [SECONDS] [CONNECTIONS]        (default 10 s, 32 connections)
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -98,6 +99,41 @@ for r in "${cpu_rows[@]}"; do
 done
 echo "$mem_before_login"
 bench_memory "memory after the run:"
+
+# The rate-limit scope (RATE_LIMIT_SCOPE, docs/RATELIMIT.md): POST messages
+# and POST /auth/login with every limit on but never reached (1000000/minute:
+# a burst of a million, then one a millisecond), in host scope (the segment
+# only) and in cluster scope (the segment, then one rl_check statement in
+# PostgreSQL per limited class: one for a message, two for a login, address
+# and email), lighttpd restarted for each, a short unmeasured run first,
+# in BENCH_SCOPE_ROUNDS rounds (default 2: host, cluster, host, cluster, so
+# that a drift of the machine does not favour one side).  The rows above
+# had the limits off.
+echo "rate-limit scope, limits on and never reached; CPU per request in microseconds:"
+rfmt='%-26s %-8s %9s %8s %8s %8s %8s\n'
+# shellcheck disable=SC2059
+printf "$rfmt" route scope "req/s" "p50 ms" "p99 ms" worker postgres
+for scope in $(for _ in $(seq 1 "${BENCH_SCOPE_ROUNDS:-2}"); do echo host cluster; done); do
+	export RATE_LIMIT_SCOPE=$scope RATE_LIMIT_AUTH=1000000/minute RATE_LIMIT_CHAT=1000000/minute
+	e2e_lighttpd "$workers"
+	export CHAT_TOKEN=$token CHAT_KEYED=0
+	wrk -t2 -c"$conns" -d1s -s "$top/bench/chat_post.lua" "$BASE/chat/conversations/$cid/messages" >/dev/null
+	run_wrk chat_message_post -s "$top/bench/chat_post.lua" "$BASE/chat/conversations/$cid/messages"
+	# shellcheck disable=SC2086 # five figures
+	set -- $CPU
+	# shellcheck disable=SC2059
+	printf "$rfmt" "POST messages" "$scope" "$RPS" "$P50" "$P99" "$1" "$3"
+	[ "$ERRS" = 0 ] || echo "#   POST messages, $scope scope: wrk saw $ERRS non-2xx answers"
+	run_wrk auth_login -s "$top/bench/login.lua" "$BASE/auth/login"
+	# shellcheck disable=SC2086 # five figures
+	set -- $CPU
+	# shellcheck disable=SC2059
+	printf "$rfmt" "POST /auth/login" "$scope" "$RPS" "$P50" "$P99" "$1" "$3"
+	[ "$ERRS" = 0 ] || echo "#   POST /auth/login, $scope scope: wrk saw $ERRS non-2xx answers"
+done
+echo "#   rows in chat.rate_limits after the cluster runs: $(stack_psql chat -At -c "SELECT string_agg(class || ':' || n, ' ') FROM (SELECT class, count(*) n FROM chat.rate_limits GROUP BY class ORDER BY class) c")"
+export RATE_LIMIT_AUTH=off RATE_LIMIT_CHAT=off
+unset RATE_LIMIT_SCOPE
 
 # The workers' seccomp filter (src/sandbox.h): GET /healthz and GET messages
 # with WORKER_SECCOMP=off and on, lighttpd restarted for each, in

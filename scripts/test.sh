@@ -7,7 +7,11 @@
 #   5. the fuzz targets (clang, libFuzzer + ASan/UBSan): every committed
 #      input replayed, then each target fuzzed for a short, bounded time;
 #   6. unit tests under valgrind;
-#   7. `make distcheck` (the tarball builds and passes its tests).
+#   7. `make distcheck` (the tarball builds and passes its tests: the
+#      unit tests and the end-to-end scripts that need its files);
+#   8. `make check-deb`: the tarball builds the Debian package, which is
+#      installed into a fresh debootstrap root, run, and purged
+#      (tests/deb/test_deb.sh; needs the Debian archive).
 # End-to-end tests start their own PostgreSQL and lighttpd; nothing needs
 # to be running.  Works as root or as a user with sudo.
 set -euo pipefail
@@ -58,9 +62,17 @@ for t in _build/werror/tests/unit/test_*; do
 done
 
 step "distcheck"
-(cd _build/werror && make distcheck -j"$(nproc)" DISTCHECK_CONFIGURE_FLAGS=--enable-werror >/dev/null ||
+# Its make check runs the unit tests, the man page test and the end-to-end
+# scripts that depend most on files the tarball must carry (lighttpd.conf
+# and the door, the Apache template, the web client and openapi.yaml); every
+# end-to-end script has run twice above.
+(cd _build/werror && make distcheck -j"$(nproc)" DISTCHECK_CONFIGURE_FLAGS=--enable-werror \
+	E2E_RUN="tests/e2e/test_foundation.sh tests/e2e/test_door.sh tests/e2e/test_apache.sh tests/e2e/test_web.sh" >/dev/null ||
 	{ find . -name test-suite.log -path '*_build*' -exec tail -n 100 {} \; ; exit 1; })
 echo "distcheck: the tarball builds and passes make check"
+
+step "Debian package: built from the tarball, installed on a fresh Debian 12 root, purged"
+(cd _build/werror && make check-deb) || { echo "check-deb failed"; exit 1; }
 
 # One closing line over both make check runs.
 # A skipped test counts as failed: CI installs everything every test needs.

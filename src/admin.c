@@ -4,7 +4,8 @@
  *   chat-admin check-config           validate the environment, print every problem
  *   chat-admin migrate [DIR]          apply pending sql/NNN_*.sql migrations
  *   chat-admin ratelimit stats        occupancy and rejections of the shared table
- *   chat-admin ratelimit reset C:KEY  forget one key of class C (auth, login, chat, read)
+ *   chat-admin ratelimit reset C:KEY  forget one key of class C (auth, login, chat, read);
+ *                                     in cluster scope its row in PostgreSQL too
  *   chat-admin ratelimit unlink       remove the segment (restart the workers after)
  *
  * migrate takes a session-level advisory lock so two deploys cannot migrate
@@ -23,9 +24,11 @@
 #include "config.h"
 #include "db.h"
 #include "limit.h"
+#include "limit_cluster.h"
 #include "ratelimit.h"
 #include "segment.h"
 #include "util.h"
+#include "version_git.h"
 
 #ifndef CHAT_SQL_DIR
 #define CHAT_SQL_DIR "sql"
@@ -36,7 +39,7 @@
 
 extern char **environ;
 
-static int usage(void)
+static void print_usage(FILE *out)
 {
 	fputs("usage: chat-admin check-config\n"
 	      "       chat-admin migrate [DIR]   (default " CHAT_SQL_DIR ")\n"
@@ -44,9 +47,30 @@ static int usage(void)
 	      "       chat-admin ratelimit reset CLASS:KEY   (auth:ADDRESS, login:EMAIL, "
 	      "chat:USER_ID, "
 	      "read:USER_ID)\n"
-	      "       chat-admin ratelimit unlink\n",
-	      stderr);
+	      "       chat-admin ratelimit unlink\n"
+	      "       chat-admin --help | --version\n"
+	      "The configuration comes from the environment, as for chat-fcgi; the ratelimit\n"
+	      "commands need only RATE_LIMIT_SHM, the segment's name (default /chat-fcgi).\n",
+	      out);
+}
+
+/* A wrong command line: usage to stderr, EX_USAGE. */
+static int usage(void)
+{
+	print_usage(stderr);
 	return 64;
+}
+
+/* Prints the first problem, or all of them; always -1. */
+static int print_problems(struct config_problems *problems, bool print_all)
+{
+	for (size_t i = 0; i < problems->count && (print_all || i == 0); i++)
+		fprintf(stderr, "config: %s\n", problems->lines[i]);
+	if (!print_all && problems->count > 1)
+		fprintf(stderr, "config: ... %zu problems in all (chat-admin check-config)\n",
+		        problems->count);
+	config_problems_free(problems);
+	return -1;
 }
 
 static int load_config(struct config *cfg, bool print_all)
@@ -55,13 +79,17 @@ static int load_config(struct config *cfg, bool print_all)
 
 	if (config_load(cfg, environ, &problems) == 0)
 		return 0;
-	for (size_t i = 0; i < problems.count && (print_all || i == 0); i++)
-		fprintf(stderr, "config: %s\n", problems.lines[i]);
-	if (!print_all && problems.count > 1)
-		fprintf(stderr, "config: ... %zu problems in all (chat-admin check-config)\n",
-		        problems.count);
-	config_problems_free(&problems);
-	return -1;
+	return print_problems(&problems, print_all);
+}
+
+/* The ratelimit commands: RATE_LIMIT_* only (config_load_rate_limits). */
+static int load_rate_limit_config(struct config *cfg)
+{
+	struct config_problems problems = {0};
+
+	if (config_load_rate_limits(cfg, environ, &problems) == 0)
+		return 0;
+	return print_problems(&problems, false);
 }
 
 static int cmd_check_config(void)
@@ -268,14 +296,45 @@ static int cmd_ratelimit_stats(struct rl_table *t, const char *name)
 	return 0;
 }
 
+/* In cluster scope, the key's row in PostgreSQL: shared by every host, so
+ * one reset there is enough; -1 after printing why.  This part needs the
+ * whole configuration (the database, and SECRET_KEY, which keys the stored
+ * form of the key), unlike the segment's commands. */
+static int forget_cluster_row(enum limit_class c, const char *key)
+{
+	const char *keys[16], *values[16];
+	char timeout[16], options[128], err[256];
+	struct config cfg;
+	PGconn *conn;
+	int n;
+
+	if (load_config(&cfg, false) != 0)
+		return -1;
+	db_conninfo(&cfg, keys, values, 16, timeout, options);
+	conn = PQconnectdbParams(keys, values, 1);
+	if (PQstatus(conn) != CONNECTION_OK) {
+		fprintf(stderr, "ratelimit: cannot connect: %s", PQerrorMessage(conn));
+		PQfinish(conn);
+		config_free(&cfg);
+		return -1;
+	}
+	n = limit_cluster_forget(conn, &cfg.secret_key, (uint8_t)c, key, strlen(key), err,
+	                         sizeof err);
+	if (n < 0)
+		fprintf(stderr, "ratelimit: cluster row: %s\n", err);
+	PQfinish(conn);
+	config_free(&cfg);
+	return n;
+}
+
 /* "auth:192.0.2.1" → class auth, key "4:192.0.2.1"; "login:Bob@X.io" →
  * "bob@x.io": the key the worker uses (limit_key_from_text). */
-static int cmd_ratelimit_reset(struct rl_table *t, const char *arg)
+static int cmd_ratelimit_reset(const struct config *cfg, struct rl_table *t, const char *arg)
 {
 	const char *colon = strchr(arg, ':');
 	char key[LIMIT_KEY_MAX];
 	enum limit_class c;
-	int n;
+	int n, rows = 0;
 
 	if (!colon)
 		return usage();
@@ -293,8 +352,15 @@ static int cmd_ratelimit_reset(struct rl_table *t, const char *arg)
 		fprintf(stderr, "ratelimit: cannot reset %s\n", arg);
 		return 1;
 	}
-	printf("reset %s:%s (%d entr%s cleared)\n", limit_class_name(c), key, n,
-	       n == 1 ? "y" : "ies");
+	if (cfg->rate_limit_scope == RATE_LIMIT_SCOPE_CLUSTER &&
+	    (rows = forget_cluster_row(c, key)) < 0)
+		return 1;
+	printf("reset %s:%s (%d entr%s cleared", limit_class_name(c), key, n, n == 1 ? "y" : "ies");
+	/* Each host has its own segment: the operator resets it on each. */
+	if (cfg->rate_limit_scope == RATE_LIMIT_SCOPE_CLUSTER)
+		printf("; %d cluster row%s deleted; reset it on every host's segment too", rows,
+		       rows == 1 ? "" : "s");
+	printf(")\n");
 	return 0;
 }
 
@@ -305,7 +371,7 @@ static int cmd_ratelimit(int argc, char **argv)
 	char err[RL_ERR_LEN];
 	int rc;
 
-	if (load_config(&cfg, false) != 0)
+	if (load_rate_limit_config(&cfg) != 0)
 		return CONFIG_EXIT_STATUS;
 	if (argc == 1 && strcmp(argv[0], "unlink") == 0) {
 		rc = seg_unlink(cfg.rate_limit_shm, err, sizeof err) == 0 ? 0 : 1;
@@ -326,7 +392,7 @@ static int cmd_ratelimit(int argc, char **argv)
 	if (argc == 1 && strcmp(argv[0], "stats") == 0)
 		rc = cmd_ratelimit_stats(t, cfg.rate_limit_shm);
 	else if (argc == 2 && strcmp(argv[0], "reset") == 0)
-		rc = cmd_ratelimit_reset(t, argv[1]);
+		rc = cmd_ratelimit_reset(&cfg, t, argv[1]);
 	else
 		rc = usage();
 	rl_close(t);
@@ -338,6 +404,15 @@ int main(int argc, char **argv)
 {
 	if (argc < 2)
 		return usage();
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		print_usage(stdout);
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("chat-admin %s%s%s\n", PACKAGE_VERSION, CHAT_GIT_DESCRIBE[0] ? " git " : "",
+		       CHAT_GIT_DESCRIBE);
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
 	if (strcmp(argv[1], "check-config") == 0 && argc == 2)
 		return cmd_check_config();
 	if (strcmp(argv[1], "migrate") == 0 && argc <= 3)

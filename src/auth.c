@@ -351,7 +351,8 @@ void auth_login(struct worker *w, struct request *req, struct response *res)
 		goto out;
 	/* The per-email class (limit.h), once the email is known and still
 	 * before any query. */
-	if (limit_apply(w->rl, &w->cfg, LIMIT_CLASS_LOGIN, email, req, res) != 0)
+	if (limit_apply(w->rl, worker_limit_cluster(w), &w->cfg, LIMIT_CLASS_LOGIN, email, req,
+	                res) != 0)
 		goto out;
 	params[0] = email;
 	r = db_exec(&w->db, &statements[SQL_LOGIN_LOOKUP], 1, params, &st);

@@ -861,6 +861,23 @@ static void load_rate(struct loader *ld, const char *name, const char *def, stru
 	parse_rate(def, out);
 }
 
+/* host (the default) or cluster: a typo must not silently leave a cluster
+ * counting per host, so anything else stops the worker. */
+static void load_rate_limit_scope(struct loader *ld)
+{
+	const char *v = util_env_get(ld->envp, "RATE_LIMIT_SCOPE");
+	char q[QUOTE_VALUE];
+
+	ld->cfg->rate_limit_scope = RATE_LIMIT_SCOPE_HOST;
+	if (!v || strcmp(v, "host") == 0)
+		return;
+	if (strcmp(v, "cluster") == 0)
+		ld->cfg->rate_limit_scope = RATE_LIMIT_SCOPE_CLUSTER;
+	else
+		add_problem(ld, "RATE_LIMIT_SCOPE: must be host or cluster, got %s",
+		            quote(v, q, sizeof(q)));
+}
+
 static void load_rate_limits(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
@@ -885,6 +902,7 @@ static void load_rate_limits(struct loader *ld)
 	}
 	cfg->rate_limit_shm = dup_str(ld, "RATE_LIMIT_SHM", shm);
 	cfg->rate_limit_slots = (uint32_t)load_int(ld, "RATE_LIMIT_SLOTS", 65536, 1024, 16777216);
+	load_rate_limit_scope(ld);
 }
 
 static void load_cidrs(struct loader *ld, const char *name, const char *def, struct cidr_list *out)
@@ -972,6 +990,25 @@ int config_load(struct config *cfg, char *const *envp, struct config_problems *p
 
 	free(ld.url_sslmode);
 	free(ld.url_sslrootcert);
+	return ld.failed ? -1 : 0;
+}
+
+/*
+ * chat-admin's ratelimit commands read or reset the segment: they need its
+ * name, not the secrets or the database, so that an operator can inspect a
+ * running stack without its secrets in the environment.  Same rules and
+ * defaults as config_load.
+ */
+int config_load_rate_limits(struct config *cfg, char *const *envp, struct config_problems *problems)
+{
+	struct loader ld = {
+	    .cfg = cfg,
+	    .envp = envp,
+	    .problems = problems,
+	};
+
+	memset(cfg, 0, sizeof(*cfg));
+	load_rate_limits(&ld);
 	return ld.failed ? -1 : 0;
 }
 

@@ -46,6 +46,12 @@ struct rate_policy {
 #define CONFIG_MAX_DB_HOSTS      8
 #define CONFIG_MAX_DB_HOSTS_TEXT "8"
 
+/* RATE_LIMIT_SCOPE: where the limits are counted (docs/RATELIMIT.md). */
+enum rate_limit_scope {
+	RATE_LIMIT_SCOPE_HOST,    /* this host's shared memory only */
+	RATE_LIMIT_SCOPE_CLUSTER, /* that, then PostgreSQL, shared by every host */
+};
+
 struct config {
 	enum app_mode mode;
 	enum log_level log_level;
@@ -77,6 +83,7 @@ struct config {
 	struct rate_policy rate_read;
 	char *rate_limit_shm; /* POSIX shm name, "/chat-fcgi" */
 	uint32_t rate_limit_slots;
+	enum rate_limit_scope rate_limit_scope;
 	struct cidr_list trusted_proxies;
 	struct cidr_list metrics_allow;
 
@@ -99,6 +106,9 @@ struct config_problems {
  * problem appended to *problems and *cfg left safe to config_free().
  */
 int config_load(struct config *cfg, char *const *envp, struct config_problems *problems);
+/* Only the RATE_LIMIT_* variables; the rest of cfg stays zero. */
+int config_load_rate_limits(struct config *cfg, char *const *envp,
+                            struct config_problems *problems);
 void config_free(struct config *cfg);
 void config_problems_free(struct config_problems *problems);
 

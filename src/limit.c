@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "limit_cluster.h"
 #include "netaddr.h"
 #include "ratelimit.h"
 #include "reply.h"
@@ -116,8 +117,19 @@ int limit_key_from_text(enum limit_class c, const char *text, char *key, size_t 
 	return -1;
 }
 
-int limit_apply(struct rl_table *rl, const struct config *cfg, enum limit_class c,
-                const char *email, struct request *req, struct response *res)
+/* Keep the tightest limit seen for the RateLimit-* headers. */
+static void note_limit(struct request *req, const struct rl_result *r)
+{
+	if (!req->limited || r->remaining < req->limit_remaining) {
+		req->limited = true;
+		req->limit = r->limit;
+		req->limit_remaining = r->remaining;
+		req->limit_reset_s = r->reset_s;
+	}
+}
+
+int limit_apply(struct rl_table *rl, struct limit_cluster *cluster, const struct config *cfg,
+                enum limit_class c, const char *email, struct request *req, struct response *res)
 {
 	const struct rate_policy *policy;
 	char key[LIMIT_KEY_MAX];
@@ -136,11 +148,19 @@ int limit_apply(struct rl_table *rl, const struct config *cfg, enum limit_class 
 		reply_internal(res);
 		return -1;
 	}
-	if (!req->limited || r.remaining < req->limit_remaining) {
-		req->limited = true;
-		req->limit = r.limit;
-		req->limit_remaining = r.remaining;
-		req->limit_reset_s = r.reset_s;
+	note_limit(req, &r);
+	/* The cluster tier only sees what this host's table admitted: a
+	 * flood is refused above without a query. */
+	if (r.allowed && cluster) {
+		enum db_status st =
+		    limit_cluster_check(cluster, policy, (uint8_t)c, key, strlen(key), &r);
+
+		if (st != DB_OK) {
+			/* Fail closed: no decision, no admission. */
+			reply_db_error(res, st);
+			return -1;
+		}
+		note_limit(req, &r);
 	}
 	if (r.allowed)
 		return 0;

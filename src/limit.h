@@ -21,6 +21,7 @@
 #include "http.h"
 
 struct rl_table;
+struct limit_cluster;
 
 /* Class ids in the shared table: their numbers are part of the segment's
  * contents, so never renumber one. */
@@ -61,13 +62,17 @@ int limit_key_from_text(enum limit_class c, const char *text, char *key, size_t 
 
 /*
  * Count the request in class c under its policy in cfg (email: login
- * only).  Returns 0 if admitted or the class is off; otherwise the answer
- * (429, or 500 if the table cannot be asked: never admit blindly) is in
- * *res and it returns -1.  Either way req keeps the tightest limit seen for
- * the RateLimit-* headers.  Never touches the database.
+ * only): in the host's shared table first, then, if that admitted it and
+ * cluster is not NULL (RATE_LIMIT_SCOPE=cluster), in the table every host
+ * shares (limit_cluster.h).  Returns 0 if admitted by both or the class is
+ * off; otherwise the answer (429; 503 if the database cannot decide; 500 if
+ * the shared-memory table cannot be asked: never admit blindly) is in *res
+ * and it returns -1.  Either way req keeps the tightest limit seen for the
+ * RateLimit-* headers.  With cluster NULL it never touches the database;
+ * a request the shared memory refuses never does.
  */
-int limit_apply(struct rl_table *rl, const struct config *cfg, enum limit_class c,
-                const char *email, struct request *req, struct response *res);
+int limit_apply(struct rl_table *rl, struct limit_cluster *cluster, const struct config *cfg,
+                enum limit_class c, const char *email, struct request *req, struct response *res);
 
 /* RateLimit-Limit, -Remaining and -Reset of the tightest limit that applied
  * to the request, if any did. */

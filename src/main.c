@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "version_git.h"
 #include "sandbox.h"
 #include "serve.h"
 #include "stop.h"
@@ -129,13 +130,48 @@ static int confine(const struct worker *w, bool *confined)
 	return 0;
 }
 
+/* chat-fcgi --help: to stdout, so that `chat-fcgi --help | less` works. */
+static void print_usage(FILE *out)
+{
+	fputs("usage: chat-fcgi          a FastCGI worker, started by the web server\n"
+	      "       chat-fcgi --help   this text\n"
+	      "       chat-fcgi --version\n"
+	      "\n"
+	      "lighttpd (bin-path + max-procs), Apache mod_fcgid or spawn-fcgi starts it with\n"
+	      "the listening socket on fd 0; the configuration comes from the environment\n"
+	      "(README.md, Configuration).  To check it: chat-admin check-config\n",
+	      out);
+}
+
+/*
+ * --help and --version need no configuration and no FastCGI socket, so they
+ * come before anything else.  Returns the exit status, or -1 to go on.
+ */
+static int handle_options(int argc, char **argv)
+{
+	if (argc != 2)
+		return -1;
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		print_usage(stdout);
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("chat-fcgi %s%s%s\n", PACKAGE_VERSION, CHAT_GIT_DESCRIBE[0] ? " git " : "",
+		       CHAT_GIT_DESCRIBE);
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
+	return -1;
+}
+
 int main(int argc, char **argv)
 {
 	static struct worker w; /* the one per-process context */
 	bool confined;
 	int status;
 
-	(void)argv;
+	status = handle_options(argc, argv);
+	if (status >= 0)
+		return status;
 	/* Before anything slow: a stop signal that comes during start-up
 	 * must not be lost (stop.h). */
 	if (stop_init() != 0) {

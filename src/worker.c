@@ -4,6 +4,7 @@
  *   route (404/405) → body cap from CONTENT_LENGTH (413, nothing read)
  *   → media type (415) → read body (400 if short) → parse (400)
  *   → bearer token, CPU only (401) → rate limit, shared memory (429)
+ *   → in cluster scope, rate limit in PostgreSQL (429, 503)
  *   → handler (database).
  *
  * Everything before the handler is decided without the database, so bad
@@ -84,7 +85,19 @@ static int register_statements(struct worker *w)
 	if (db_add_statements(&w->db, s, n) != 0)
 		return -1;
 	s = chat_statements(&n);
+	if (db_add_statements(&w->db, s, n) != 0)
+		return -1;
+	/* Only in cluster scope: a host-scope deployment needs no
+	 * rate_limits table (sql/004 may be applied or not). */
+	if (w->cfg.rate_limit_scope != RATE_LIMIT_SCOPE_CLUSTER)
+		return 0;
+	s = limit_cluster_statements(&n);
 	return db_add_statements(&w->db, s, n);
+}
+
+struct limit_cluster *worker_limit_cluster(struct worker *w)
+{
+	return w->cfg.rate_limit_scope == RATE_LIMIT_SCOPE_CLUSTER ? &w->cluster : NULL;
 }
 
 int worker_open(struct worker *w)
@@ -103,6 +116,7 @@ int worker_open(struct worker *w)
 		return CONFIG_EXIT_STATUS;
 	}
 	db_init(&w->db, &w->cfg);
+	w->cluster = (struct limit_cluster){.db = &w->db, .secret = &w->cfg.secret_key};
 	if (register_statements(w) != 0 || auth_init(&w->cfg) != 0) {
 		log_event(LOG_LEVEL_ERROR, "start", "initialisation failed");
 		worker_close(w);
@@ -191,7 +205,7 @@ void worker_handle(struct worker *w, struct request *req, struct response *res,
 	if (route->needs_token && auth_authenticate(&w->cfg, req, res) != 0)
 		return;
 	if (route->limit == LIMIT_NONE ||
-	    limit_apply(w->rl, &w->cfg, route->limit, NULL, req, res) == 0)
+	    limit_apply(w->rl, worker_limit_cluster(w), &w->cfg, route->limit, NULL, req, res) == 0)
 		route->handler(w, req, res);
 	limit_headers(req, res);
 }

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "db.h"
 #include "http.h"
+#include "limit_cluster.h"
 
 struct rl_table;
 struct metrics_shm;
@@ -18,9 +19,10 @@ struct metrics_shm;
 struct worker {
 	struct config cfg;
 	struct db db;
-	struct rl_table *rl;         /* the shared segment: rate limits ... */
-	struct metrics_shm *metrics; /* ... and the counters in it */
-	uint64_t db_reported[3];     /* db counters already added to metrics */
+	struct rl_table *rl;          /* the shared segment: rate limits ... */
+	struct metrics_shm *metrics;  /* ... and the counters in it */
+	uint64_t db_reported[3];      /* db counters already added to metrics */
+	struct limit_cluster cluster; /* RATE_LIMIT_SCOPE=cluster: the shared tier */
 };
 
 /*
@@ -42,6 +44,8 @@ int worker_configure(struct worker *w, char *const *envp);
  */
 int worker_check_user(enum app_mode mode, uid_t uid, uid_t euid, char *why, size_t len);
 int worker_open(struct worker *w);
+/* The cluster tier for limit_apply(): NULL in host scope. */
+struct limit_cluster *worker_limit_cluster(struct worker *w);
 /* Close the database connection, unmap the segment, wipe the config. */
 void worker_close(struct worker *w);
 

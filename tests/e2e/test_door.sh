@@ -150,17 +150,19 @@ stack_wait_port "$HTTP_PORT" 10
 wait_workers 1 || echo "# the worker did not come up"
 
 # lighttpd 1.4.69 sends no 408 over HTTP/1.1: a request that stalls past
-# max-read-idle is dropped without an answer (docs/NOTES.md).
+# max-read-idle is dropped without an answer (docs/NOTES.md).  The client
+# waits 12 s: a cut-off well before that is lighttpd's (the bound leaves
+# room for a loaded machine: 4.7 s was seen with the build running).
 start=$(date +%s%N)
-RAW_WAIT=6 raw POST /auth/register 'POST /auth/register HTTP/1.1\r\nHost: door\r\nX-Request-ID: door-408\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"em'
+RAW_WAIT=12 raw POST /auth/register 'POST /auth/register HTTP/1.1\r\nHost: door\r\nX-Request-ID: door-408\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"em'
 ms=$(ms_since "$start")
 check "a body that stalls: cut off after max-read-idle (2 s here, checked once a second; ${ms} ms), no answer (lighttpd has no 408)" \
-	bash -c '[ "$0" = 0 ] && [ "$1" -ge 1500 ] && [ "$1" -lt 4500 ]' "$STATUS" "$ms"
+	bash -c '[ "$0" = 0 ] && [ "$1" -ge 1500 ] && [ "$1" -lt 8000 ]' "$STATUS" "$ms"
 start=$(date +%s%N)
-RAW_WAIT=6 raw GET /healthz 'GET /healthz HTTP/1.1\r\nHost: door\r\nX-Req'
+RAW_WAIT=12 raw GET /healthz 'GET /healthz HTTP/1.1\r\nHost: door\r\nX-Req'
 ms=$(ms_since "$start")
 check "headers that stall: cut off the same way (${ms} ms)" \
-	bash -c '[ "$0" = 0 ] && [ "$1" -ge 1500 ] && [ "$1" -lt 4500 ]' "$STATUS" "$ms"
+	bash -c '[ "$0" = 0 ] && [ "$1" -ge 1500 ] && [ "$1" -lt 8000 ]' "$STATUS" "$ms"
 
 worker=$(stack_worker_pids | head -n 1)
 kill -STOP "$worker"

@@ -191,6 +191,32 @@ check "check-config: exit 78 and every problem at once" bash -c '[ "$0" = 78 ] &
 out=$(env -i PATH="$PATH" APP_MODE=DEV SECRET_KEY=dev "$E2E_BUILDDIR/chat-admin" check-config 2>&1); rc=$?
 check "check-config: a valid DEV config passes" [ "$rc" = 0 ]
 
+# --- --help and --version: no configuration, no socket needed ---------------
+# configure's version, as the build tree's Makefile has it (no config.h:
+# configure passes PACKAGE_VERSION with -D).
+version=$(sed -n 's/^PACKAGE_VERSION = //p' "$E2E_BUILDDIR/Makefile")
+check "the build tree names its version ($version)" [ -n "$version" ]
+for prog in chat-fcgi chat-admin; do
+	env -i "$E2E_BUILDDIR/$prog" --help </dev/null >"$STACK_DIR/help.out" 2>"$STACK_DIR/help.err"; rc=$?
+	check "$prog --help, empty environment: exit 0, usage on stdout, nothing on stderr" \
+		bash -c '[ "$0" = 0 ] && grep -q "^usage: $1" "$2" && [ ! -s "$3" ]' "$rc" "$prog" "$STACK_DIR/help.out" "$STACK_DIR/help.err"
+	out=$(env -i "$E2E_BUILDDIR/$prog" --version </dev/null 2>"$STACK_DIR/help.err"); rc=$?
+	# "chat-fcgi 0.1.0", plus " git <describe>" when built from a git checkout.
+	check "$prog --version: exit 0, \"$out\", configure's version" \
+		bash -c '[ "$0" = 0 ] && [ ! -s "$3" ] && [[ "$1" =~ ^$2\ ${4//./\\.}(\ git\ [A-Za-z0-9._+-]+)?$ ]]' \
+		"$rc" "$out" "$prog" "$STACK_DIR/help.err" "$version"
+	# A build from this checkout (scripts/test.sh builds afresh) names its
+	# commit; a tarball's tree (make distcheck) has no .git and names none.
+	if [ -e "$E2E_SRCDIR/.git" ] && described=$(git -C "$E2E_SRCDIR" describe --always 2>/dev/null); then
+		check "... built from git: it says git $described" bash -c '[[ "$0" == *" git $1"* ]]' "$out" "$described"
+	fi
+done
+out=$(env -i PATH="$PATH" "$E2E_BUILDDIR/chat-admin" --bogus </dev/null 2>"$STACK_DIR/help.err"); rc=$?
+check "chat-admin with a wrong argument: exit 64, usage on stderr only" \
+	bash -c '[ "$0" = 64 ] && [ -z "$1" ] && grep -q "^usage: chat-admin" "$2"' "$rc" "$out" "$STACK_DIR/help.err"
+out=$(env -i PATH="$PATH" APP_MODE=DEV SECRET_KEY=dev "$E2E_BUILDDIR/chat-fcgi" --bogus </dev/null 2>&1); rc=$?
+check "chat-fcgi with a wrong argument (valid DEV config): exit 64" [ "$rc" = 64 ]
+
 # --- never root --------------------------------------------------------------
 # The stack's workers run as an unprivileged user (as root, lighttpd
 # switches to it before it spawns them): all four ids, real to file system.

@@ -134,6 +134,10 @@ out=$(admin ratelimit stats)
 check "ratelimit stats prints occupancy and rejections" \
 	bash -c '[[ "$0" == *"slots"* && "$0" == *"in use"* ]] && printf "%s\n" "$0" | grep -Eq "^read +[0-9]+ +[1-9][0-9]* "' "$out"
 echo "$out" | sed 's/^/# /'
+# The ratelimit commands need the segment's name only: no secret, no database.
+out2=$(env -i PATH="$PATH" RATE_LIMIT_SHM="$RATE_LIMIT_SHM" "$E2E_BUILDDIR/chat-admin" ratelimit stats 2>&1); rc=$?
+check "ratelimit stats with RATE_LIMIT_SHM alone in the environment: the same table" \
+	bash -c '[ "$0" = 0 ] && [[ "$1" == *"$2"* ]]' "$rc" "$out2" "$(printf '%s\n' "$out" | grep -m1 slots)"
 req GET /auth/me -H "Authorization: Bearer $alice"
 check "before reset: alice's reads are limited" is_error 429 rate_limited
 alice_id=$(stack_psql chat -tA -c "SELECT id FROM chat.users WHERE email = 'alice@x.io'")

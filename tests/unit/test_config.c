@@ -234,6 +234,7 @@ START_TEST(defaults_dev)
 	ck_assert_uint_eq(cfg.rate_read.period_s, 60);
 	ck_assert_str_eq(cfg.rate_limit_shm, "/chat-fcgi");
 	ck_assert_uint_eq(cfg.rate_limit_slots, 65536);
+	ck_assert_int_eq(cfg.rate_limit_scope, RATE_LIMIT_SCOPE_HOST);
 	ck_assert_uint_eq(cfg.trusted_proxies.count, 0);
 	ck_assert_uint_eq(cfg.metrics_allow.count, 2);
 	ck_assert_uint_eq(cfg.max_body_bytes, 65536);
@@ -887,6 +888,20 @@ START_TEST(worker_seccomp)
 }
 END_TEST
 
+START_TEST(rate_limit_scope)
+{
+	assert_ok(load_env(prod_base, "RATE_LIMIT_SCOPE=host", END));
+	ck_assert_int_eq(cfg.rate_limit_scope, RATE_LIMIT_SCOPE_HOST);
+	assert_ok(load_env(prod_base, "RATE_LIMIT_SCOPE=cluster", END));
+	ck_assert_int_eq(cfg.rate_limit_scope, RATE_LIMIT_SCOPE_CLUSTER);
+	/* A typo must not leave a cluster counting per host unnoticed. */
+	assert_problem(load_env(dev_base, "RATE_LIMIT_SCOPE=Cluster", END), "RATE_LIMIT_SCOPE",
+	               "\"Cluster\"");
+	assert_problem(load_env(dev_base, "RATE_LIMIT_SCOPE=", END), "RATE_LIMIT_SCOPE",
+	               "host or cluster");
+}
+END_TEST
+
 START_TEST(rate_limits)
 {
 	static const struct {
@@ -942,6 +957,39 @@ START_TEST(rate_limit_shm)
 	assert_problem(load_env(dev_base, "RATE_LIMIT_SHM=/", END), "RATE_LIMIT_SHM", "'/'");
 	assert_problem(load_env(dev_base, "RATE_LIMIT_SHM=/a/b", END), "RATE_LIMIT_SHM", "'/'");
 	assert_problem(load_env(dev_base, "RATE_LIMIT_SHM=", END), "RATE_LIMIT_SHM", "'/'");
+}
+END_TEST
+
+/* chat-admin's ratelimit commands: the RATE_LIMIT_* rules alone, with no
+ * secret and no database in the environment, and nothing else filled in. */
+START_TEST(rate_limits_alone)
+{
+	char *only_shm[] = {"RATE_LIMIT_SHM=/chat-fcgi-dev-999", NULL};
+	char *bad_shm[] = {"RATE_LIMIT_SHM=chat", "APP_MODE=PROD", NULL};
+	char *bad_slots[] = {"RATE_LIMIT_SLOTS=12", NULL};
+	char *none[] = {NULL};
+
+	config_free(&cfg);
+	config_problems_free(&probs);
+	ck_assert_int_eq(config_load_rate_limits(&cfg, only_shm, &probs), 0);
+	ck_assert_uint_eq(probs.count, 0);
+	ck_assert_str_eq(cfg.rate_limit_shm, "/chat-fcgi-dev-999");
+	ck_assert_uint_eq(cfg.rate_limit_slots, 65536);
+	ck_assert_ptr_null(cfg.secret_key.bytes);
+	/* The full loader refuses the same environment: no SECRET_KEY. */
+	config_free(&cfg);
+	ck_assert_int_eq(config_load(&cfg, only_shm, &probs), -1);
+	config_free(&cfg);
+	config_problems_free(&probs);
+
+	ck_assert_int_eq(config_load_rate_limits(&cfg, none, &probs), 0);
+	ck_assert_str_eq(cfg.rate_limit_shm, "/chat-fcgi");
+	config_free(&cfg);
+	assert_problem(config_load_rate_limits(&cfg, bad_shm, &probs), "RATE_LIMIT_SHM", "'/'");
+	ck_assert_uint_eq(probs.count, 1); /* APP_MODE is not its concern */
+	config_free(&cfg);
+	config_problems_free(&probs);
+	assert_problem(config_load_rate_limits(&cfg, bad_slots, &probs), "RATE_LIMIT_SLOTS", NULL);
 }
 END_TEST
 
@@ -1177,8 +1225,10 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, scrypt_n_prod_floor);
 	tcase_add_test(tc, log_level);
 	tcase_add_test(tc, worker_seccomp);
+	tcase_add_test(tc, rate_limit_scope);
 	tcase_add_test(tc, rate_limits);
 	tcase_add_test(tc, rate_limit_shm);
+	tcase_add_test(tc, rate_limits_alone);
 	tcase_add_test(tc, cidr_lists);
 	tcase_add_test(tc, collects_every_problem);
 	tcase_add_test(tc, problems_are_appended);

@@ -133,8 +133,8 @@ START_TEST(admin_login_key_is_lower_cased_like_the_worker)
 	ck_assert_str_eq(admin_key, worker_key);
 
 	http_response_init(&res);
-	ck_assert_int_eq(limit_apply(rl, &cfg, LIMIT_CLASS_LOGIN, "alice@example.com", &req, &res),
-	                 0);
+	ck_assert_int_eq(
+	    limit_apply(rl, NULL, &cfg, LIMIT_CLASS_LOGIN, "alice@example.com", &req, &res), 0);
 	http_response_free(&res);
 	ck_assert_int_eq(rl_reset_key(rl, LIMIT_CLASS_LOGIN, admin_key, strlen(admin_key)), 1);
 }
@@ -166,7 +166,8 @@ START_TEST(apply_limits_and_answers_429)
 	for (int i = 0; i < 2; i++) {
 		request(&req, "192.0.2.1", NULL, 9);
 		http_response_init(&res);
-		ck_assert_int_eq(limit_apply(rl, &cfg, LIMIT_CLASS_CHAT, NULL, &req, &res), 0);
+		ck_assert_int_eq(limit_apply(rl, NULL, &cfg, LIMIT_CLASS_CHAT, NULL, &req, &res),
+		                 0);
 		ck_assert(req.limited);
 		ck_assert_uint_eq(req.limit, 2);
 		ck_assert_uint_eq(req.limit_remaining, (uint32_t)(1 - i));
@@ -174,7 +175,7 @@ START_TEST(apply_limits_and_answers_429)
 	}
 	request(&req, "192.0.2.1", NULL, 9);
 	http_response_init(&res);
-	ck_assert_int_eq(limit_apply(rl, &cfg, LIMIT_CLASS_CHAT, NULL, &req, &res), -1);
+	ck_assert_int_eq(limit_apply(rl, NULL, &cfg, LIMIT_CLASS_CHAT, NULL, &req, &res), -1);
 	ck_assert_int_eq(res.status, 429);
 	ck_assert(json_object_object_get_ex(res.json, "retry_after", &v));
 	ck_assert_int_ge(json_object_get_int(v), 1);
@@ -182,7 +183,7 @@ START_TEST(apply_limits_and_answers_429)
 	/* Another user is another key. */
 	request(&req, "192.0.2.1", NULL, 10);
 	http_response_init(&res);
-	ck_assert_int_eq(limit_apply(rl, &cfg, LIMIT_CLASS_CHAT, NULL, &req, &res), 0);
+	ck_assert_int_eq(limit_apply(rl, NULL, &cfg, LIMIT_CLASS_CHAT, NULL, &req, &res), 0);
 	http_response_free(&res);
 }
 END_TEST
@@ -194,13 +195,13 @@ START_TEST(off_counts_nothing_and_no_table_fails_closed)
 
 	request(&req, "192.0.2.1", NULL, 9);
 	http_response_init(&res);
-	ck_assert_int_eq(limit_apply(rl, &cfg, LIMIT_CLASS_READ, NULL, &req, &res), 0);
+	ck_assert_int_eq(limit_apply(rl, NULL, &cfg, LIMIT_CLASS_READ, NULL, &req, &res), 0);
 	ck_assert(!req.limited);
 	limit_headers(&req, &res);
 	ck_assert_uint_eq(res.extra_len, 0);
 	/* Off needs no table; on without one is refused, never admitted. */
-	ck_assert_int_eq(limit_apply(NULL, &cfg, LIMIT_CLASS_READ, NULL, &req, &res), 0);
-	ck_assert_int_eq(limit_apply(NULL, &cfg, LIMIT_CLASS_AUTH, NULL, &req, &res), -1);
+	ck_assert_int_eq(limit_apply(NULL, NULL, &cfg, LIMIT_CLASS_READ, NULL, &req, &res), 0);
+	ck_assert_int_eq(limit_apply(NULL, NULL, &cfg, LIMIT_CLASS_AUTH, NULL, &req, &res), -1);
 	ck_assert_int_eq(res.status, 500);
 	http_response_free(&res);
 }
@@ -213,9 +214,9 @@ START_TEST(headers_carry_the_tightest_limit)
 
 	request(&req, "192.0.2.5", NULL, 11);
 	http_response_init(&res);
-	ck_assert_int_eq(limit_apply(rl, &cfg, LIMIT_CLASS_AUTH, NULL, &req, &res), 0);
-	ck_assert_int_eq(limit_apply(rl, &cfg, LIMIT_CLASS_CHAT, NULL, &req, &res), 0);
-	ck_assert_int_eq(limit_apply(rl, &cfg, LIMIT_CLASS_LOGIN, "c@x.io", &req, &res), 0);
+	ck_assert_int_eq(limit_apply(rl, NULL, &cfg, LIMIT_CLASS_AUTH, NULL, &req, &res), 0);
+	ck_assert_int_eq(limit_apply(rl, NULL, &cfg, LIMIT_CLASS_CHAT, NULL, &req, &res), 0);
+	ck_assert_int_eq(limit_apply(rl, NULL, &cfg, LIMIT_CLASS_LOGIN, "c@x.io", &req, &res), 0);
 	limit_headers(&req, &res);
 	ck_assert_ptr_nonnull(strstr(res.extra_headers, "RateLimit-Limit: 2\r\n"));
 	ck_assert_ptr_nonnull(strstr(res.extra_headers, "RateLimit-Remaining: 1\r\n"));
