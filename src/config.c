@@ -472,6 +472,50 @@ static const char *const db_part_vars[] = {
     "POSTGRES_PASSWORD", "POSTGRES_PASSWORD_FILE", NULL,
 };
 
+/* Items of a comma-separated list (libpq's multi-host form), or -1 when an
+ * item is empty or holds a blank: libpq would take "a, b" as the host " b"
+ * and ",b" as the default host, neither of which an operator means. */
+static int list_items(const char *s)
+{
+	int n = 1;
+	size_t len = 0;
+
+	for (; *s; s++) {
+		if (*s == ',') {
+			if (len == 0)
+				return -1;
+			n++;
+			len = 0;
+		} else if (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') {
+			return -1;
+		} else {
+			len++;
+		}
+	}
+	return len == 0 ? -1 : n;
+}
+
+/* Host, hostaddr and port lists must pair up as libpq pairs them (one port
+ * for all, or one per host); libpq would only say so at the first connect,
+ * in every worker.  Returns a static rule text when they do not. */
+static const char *host_lists_problem(const char *host, const char *hostaddr, const char *port)
+{
+	int nh = host ? list_items(host) : 0;
+	int na = hostaddr ? list_items(hostaddr) : 0;
+	int np = port ? list_items(port) : 0;
+	int n = nh > na ? nh : na;
+
+	if (nh < 0 || na < 0 || np < 0)
+		return "no empty item or blank in its host, hostaddr or port list";
+	if (n > CONFIG_MAX_DB_HOSTS)
+		return "at most " CONFIG_MAX_DB_HOSTS_TEXT " hosts";
+	if (nh > 0 && na > 0 && nh != na)
+		return "as many hostaddr items as host items";
+	if (np > 1 && np != (n ? n : 1))
+		return "one port for every host, or one port per host";
+	return NULL;
+}
+
 static void wipe_and_free_conninfo(PQconninfoOption *opts)
 {
 	for (PQconninfoOption *o = opts; o->keyword; o++)
@@ -487,6 +531,7 @@ static void load_database_url(struct loader *ld, enum secret_state st)
 	struct secret password = {NULL, 0};
 	char *user = NULL;
 	char *errmsg = NULL;
+	const char *host = NULL, *hostaddr = NULL, *port = NULL, *rule;
 	PQconninfoOption *opts;
 
 	for (const char *const *v = db_part_vars; *v; v++) {
@@ -523,6 +568,12 @@ static void load_database_url(struct loader *ld, enum secret_state st)
 	for (PQconninfoOption *o = opts; o->keyword; o++) {
 		if (!o->val)
 			continue;
+		if (strcmp(o->keyword, "host") == 0)
+			host = o->val;
+		else if (strcmp(o->keyword, "hostaddr") == 0)
+			hostaddr = o->val;
+		else if (strcmp(o->keyword, "port") == 0)
+			port = o->val;
 		if (strcmp(o->keyword, "user") == 0)
 			user = dup_str(ld, "DATABASE_URL", o->val);
 		else if (strcmp(o->keyword, "password") == 0)
@@ -532,6 +583,10 @@ static void load_database_url(struct loader *ld, enum secret_state st)
 		else if (strcmp(o->keyword, "sslrootcert") == 0)
 			ld->url_sslrootcert = dup_str(ld, "DATABASE_URL", o->val);
 	}
+	/* Named, never quoted: the lists are part of a secret. */
+	rule = host_lists_problem(host, hostaddr, port);
+	if (rule)
+		add_problem(ld, "DATABASE_URL: %s", rule);
 	wipe_and_free_conninfo(opts);
 
 	check_db_password(ld, "DATABASE_URL", &password, user);
@@ -584,17 +639,66 @@ static char *load_nonempty(struct loader *ld, const char *name, const char *def)
 	return dup_str(ld, name, v);
 }
 
+/* POSTGRES_PORT: one port for every host, or one per host, each 1..65535,
+ * returned in canonical form ("05432" would reach libpq as "5432" either
+ * way; a list is rebuilt item by item). */
+static char *load_ports(struct loader *ld, const char *v, int nhosts)
+{
+	char out[CONFIG_MAX_DB_HOSTS * 6 + 1] = "";
+	char q[QUOTE_VALUE];
+	int n = list_items(v);
+	const char *p = v;
+
+	if (n < 0 || (n != 1 && n != nhosts))
+		goto bad;
+	for (int i = 0; i < n; i++) {
+		size_t len = strcspn(p, ",");
+		char item[8];
+		long long port;
+
+		if (len >= sizeof(item))
+			goto bad;
+		memcpy(item, p, len);
+		item[len] = '\0';
+		if (!parse_decimal(item, 1, 65535, &port))
+			goto bad;
+		snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%lld", i ? "," : "",
+		         port);
+		p += len + 1;
+	}
+	return dup_str(ld, "POSTGRES_PORT", out);
+bad:
+	if (nhosts > 1)
+		add_problem(ld,
+		            "POSTGRES_PORT: must be one port, or one per POSTGRES_HOST item (%d), "
+		            "each an integer in 1..65535, got %s",
+		            nhosts, quote(v, q, sizeof(q)));
+	else
+		add_problem(ld, "POSTGRES_PORT: must be an integer in 1..65535, got %s",
+		            quote(v, q, sizeof(q)));
+	return dup_str(ld, "POSTGRES_PORT", "5432");
+}
+
 static void load_database_parts(struct loader *ld, enum secret_state pw)
 {
 	struct config *cfg = ld->cfg;
-	long long port;
-	char buf[8];
+	const char *ports = util_env_get(ld->envp, "POSTGRES_PORT");
+	char q[QUOTE_VALUE];
+	int nhosts;
 
+	/* A comma list names a primary and its standbys: the db module passes
+	 * it to libpq as one multi-host connection (see db.h). */
 	cfg->pg_host = load_nonempty(ld, "POSTGRES_HOST", "localhost");
-	port = load_int(ld, "POSTGRES_PORT", 5432, 1, 65535);
-	/* Canonical form: "05432" would reach libpq as "5432" either way. */
-	snprintf(buf, sizeof(buf), "%lld", port);
-	cfg->pg_port = dup_str(ld, "POSTGRES_PORT", buf);
+	nhosts = cfg->pg_host ? list_items(cfg->pg_host) : 1;
+	if (nhosts < 0 || nhosts > CONFIG_MAX_DB_HOSTS) {
+		add_problem(ld,
+		            "POSTGRES_HOST: a host name, address or socket directory, or a comma "
+		            "list of at most " CONFIG_MAX_DB_HOSTS_TEXT
+		            " of them (no empty item, no blank), got %s",
+		            quote(cfg->pg_host, q, sizeof(q)));
+		nhosts = 1;
+	}
+	cfg->pg_port = load_ports(ld, ports ? ports : "5432", nhosts);
 	cfg->pg_db = load_nonempty(ld, "POSTGRES_DB", "chat");
 	cfg->pg_user = load_nonempty(ld, "POSTGRES_USER", "chat");
 	if (pw != SECRET_BROKEN)

@@ -42,6 +42,10 @@ struct rate_policy {
 	uint32_t period_s;
 };
 
+/* Hosts in POSTGRES_HOST or DATABASE_URL (a primary and its standbys). */
+#define CONFIG_MAX_DB_HOSTS      8
+#define CONFIG_MAX_DB_HOSTS_TEXT "8"
+
 /* RATE_LIMIT_SCOPE: where the limits are counted (docs/RATELIMIT.md). */
 enum rate_limit_scope {
 	RATE_LIMIT_SCOPE_HOST,    /* this host's shared memory only */
@@ -56,7 +60,9 @@ struct config {
 	struct secret secret_key_previous; /* optional: key rotation */
 
 	/* Either database_url (a libpq URI or conninfo string) or the
-	 * POSTGRES_* parts; never both. */
+	 * POSTGRES_* parts; never both.  pg_host and pg_port may be libpq's
+	 * comma lists (several hosts, one port or one per host), checked to
+	 * pair up; so may the URL's. */
 	struct secret database_url;
 	char *pg_host;
 	char *pg_port;

@@ -540,6 +540,30 @@ START_TEST(db_parts)
 	assert_ok(load_env(prod_base, "POSTGRES_PORT=65535", END));
 	assert_ok(load_env(prod_base, "POSTGRES_PORT=1", END));
 	assert_problem(load_env(prod_base, "POSTGRES_HOST=", END), "POSTGRES_HOST", "empty");
+
+	/* A primary and its standbys: libpq's comma lists, one port for all
+	 * or one per host, canonical. */
+	assert_ok(load_env(prod_base, "POSTGRES_HOST=db1.internal,db2.internal", END));
+	ck_assert_str_eq(cfg.pg_host, "db1.internal,db2.internal");
+	ck_assert_str_eq(cfg.pg_port, "5432");
+	assert_ok(
+	    load_env(prod_base, "POSTGRES_HOST=db1,db2,db3", "POSTGRES_PORT=05432,6543,7000", END));
+	ck_assert_str_eq(cfg.pg_port, "5432,6543,7000");
+	assert_ok(load_env(prod_base, "POSTGRES_HOST=db1,db2", "POSTGRES_PORT=6543", END));
+	ck_assert_str_eq(cfg.pg_port, "6543");
+	assert_problem(load_env(prod_base, "POSTGRES_HOST=db1,db2", "POSTGRES_PORT=1,2,3", END),
+	               "POSTGRES_PORT", "one per POSTGRES_HOST item (2)");
+	assert_problem(load_env(prod_base, "POSTGRES_HOST=db1,db2", "POSTGRES_PORT=1,0", END),
+	               "POSTGRES_PORT", "1..65535");
+	assert_problem(load_env(prod_base, "POSTGRES_PORT=5432,5433", END), "POSTGRES_PORT",
+	               "1..65535");
+	assert_problem(load_env(prod_base, "POSTGRES_HOST=db1,", END), "POSTGRES_HOST", "comma");
+	assert_problem(load_env(prod_base, "POSTGRES_HOST=db1,,db2", END), "POSTGRES_HOST",
+	               "no empty item");
+	assert_problem(load_env(prod_base, "POSTGRES_HOST=db1, db2", END), "POSTGRES_HOST",
+	               "no blank");
+	assert_problem(load_env(prod_base, "POSTGRES_HOST=a,b,c,d,e,f,g,h,i", END), "POSTGRES_HOST",
+	               "at most 8");
 	assert_problem(load_env(prod_base, "POSTGRES_USER=", END), "POSTGRES_USER", "empty");
 	assert_problem(load_env(prod_base, "POSTGRES_DB=", END), "POSTGRES_DB", "empty");
 }
@@ -553,6 +577,28 @@ START_TEST(database_url)
 	ck_assert_ptr_null(cfg.pg_host);
 	ck_assert_ptr_null(cfg.pg_password.bytes);
 	ck_assert_str_eq(cfg.pg_sslmode, "require");
+
+	/* Several hosts; the lists must pair up, said without quoting. */
+	assert_ok(load_env(prod_base, "POSTGRES_PASSWORD",
+	                   "DATABASE_URL=postgresql://chat:" GOOD_PW
+	                   "@db1:5432,db2:5433/chat?target_session_attrs=any",
+	                   END));
+	ck_assert_ptr_null(cfg.pg_host);
+	assert_ok(load_env(prod_base, "POSTGRES_PASSWORD",
+	                   "DATABASE_URL=host=db1,db2 port=5432 user=chat password=" GOOD_PW, END));
+	assert_problem(load_env(prod_base, "POSTGRES_PASSWORD",
+	                        "DATABASE_URL=host=db1,db2 port=1,2,3 user=chat password=" GOOD_PW,
+	                        END),
+	               "DATABASE_URL", "one port per host");
+	assert_problem(
+	    load_env(prod_base, "POSTGRES_PASSWORD",
+	             "DATABASE_URL=host=db1,db2 hostaddr=10.0.0.1 user=chat password=" GOOD_PW,
+	             END),
+	    "DATABASE_URL", "hostaddr");
+	assert_problem(load_env(prod_base, "POSTGRES_PASSWORD",
+	                        "DATABASE_URL=host=db1,,db2 user=chat password=" GOOD_PW, END),
+	               "DATABASE_URL", "no empty item");
+	ck_assert_ptr_null(strstr(probs.lines[0], "db1"));
 
 	/* key=value form, and from a file. */
 	assert_ok(load_env(prod_base, "POSTGRES_PASSWORD",
