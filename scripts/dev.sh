@@ -20,7 +20,9 @@
 # Environment: CHAT_PORT (8080), CHAT_WORKERS (4), CHAT_DEV_DIR (the
 # state: database, certificates, secrets, logs; kept between runs: .dev/ in
 # the tree, or /var/tmp/chat-fcgi-dev as root, because PostgreSQL runs as
-# the "postgres" user then and must reach its files), and every variable
+# the "postgres" user then and must reach its files), CHAT_BUILD_DIR (the
+# build tree, _build/ in the tree; an existing one is only brought up to
+# date), and every variable
 # of the workers' configuration lighttpd.conf passes on (bin-copy-
 # environment), e.g. RATE_LIMIT_AUTH=100/minute RATE_LIMIT_CHAT=100/minute.
 set -euo pipefail
@@ -37,6 +39,9 @@ STACK_DIR=$(cd "$STACK_DIR" && pwd)
 log=$STACK_DIR/build.log
 : >"$log"
 port=${CHAT_PORT:-8080}
+build=${CHAT_BUILD_DIR:-$top/_build}
+mkdir -p "$build"
+build=$(cd "$build" && pwd) # the summary's chat-admin path works from anywhere
 PG_STARTED=
 READY=
 
@@ -71,8 +76,8 @@ scripts/install-deps.sh --run >>"$log" 2>&1
 step build
 {
 	[ -x configure ] || autoreconf -fi
-	mkdir -p _build
-	(cd _build && { [ -f Makefile ] || ../configure; } && make -j"$(nproc)")
+	mkdir -p "$build"
+	(cd "$build" && { [ -f Makefile ] || "$top/configure"; } && make -j"$(nproc)")
 } >>"$log" 2>&1
 
 STACK_SRCDIR=$top
@@ -90,7 +95,7 @@ else
 	echo "$PG_PORT" >"$STACK_DIR/pg_port"
 fi
 step migrations
-stack_migrate "$top/_build" >>"$log" 2>&1
+stack_migrate "$build" >>"$log" 2>&1
 
 APP_MODE=DEV
 stack_env chat_app
@@ -99,7 +104,7 @@ export LOG_LEVEL=${LOG_LEVEL:-info}
 # open (as root, the workers run as chat-fcgi).
 export RATE_LIMIT_SHM=${RATE_LIMIT_SHM:-/chat-fcgi-dev-$(id -u "$(stack_worker_user)")}
 step lighttpd
-stack_lighttpd_conf "$top/_build" "$port" "${CHAT_WORKERS:-4}" >>"$log" 2>&1
+stack_lighttpd_conf "$build" "$port" "${CHAT_WORKERS:-4}" >>"$log" 2>&1
 # In the background, so that this shell can wait for it and still act on
 # signals.  Ctrl-C reaches lighttpd directly (same process group): its
 # SIGINT is a graceful stop, and a second one an immediate stop, so this
@@ -130,7 +135,7 @@ chat-fcgi is running: http://127.0.0.1:$port/  (API docs: http://127.0.0.1:$port
   stop       Ctrl-C (stops lighttpd, the $(stack_worker_user) workers and PostgreSQL)
   limits     auth $(rate RATE_LIMIT_AUTH 5/minute), chat $(rate RATE_LIMIT_CHAT 5/minute), read $(rate RATE_LIMIT_READ 60/minute); to try things out:
              RATE_LIMIT_AUTH=100/minute RATE_LIMIT_CHAT=100/minute scripts/dev.sh
-  chat-admin RATE_LIMIT_SHM=$RATE_LIMIT_SHM $top/_build/chat-admin ratelimit stats
+  chat-admin RATE_LIMIT_SHM=$RATE_LIMIT_SHM $build/chat-admin ratelimit stats
 SUMMARY
 while kill -0 "$LIGHTTPD_PID" 2>/dev/null; do
 	wait "$LIGHTTPD_PID" || true

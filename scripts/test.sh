@@ -9,7 +9,8 @@
 #   6. unit tests under valgrind;
 #   7. `make distcheck` (the tarball builds and passes its tests: the
 #      unit tests and the end-to-end scripts that need its files);
-#   8. `make check-deb`: the tarball builds the Debian package, which is
+#   8. tests/dev/test_dev.sh: scripts/dev.sh as a newcomer runs it;
+#   9. `make check-deb`: the tarball builds the Debian package, which is
 #      installed into a fresh debootstrap root, run, and purged
 #      (tests/deb/test_deb.sh; needs the Debian archive).
 # End-to-end tests start their own PostgreSQL and lighttpd; nothing needs
@@ -70,6 +71,9 @@ step "distcheck"
 	E2E_RUN="tests/e2e/test_foundation.sh tests/e2e/test_door.sh tests/e2e/test_apache.sh tests/e2e/test_web.sh" >/dev/null ||
 	{ find . -name test-suite.log -path '*_build*' -exec tail -n 100 {} \; ; exit 1; })
 echo "distcheck: the tarball builds and passes make check"
+
+step "the dev stack: scripts/dev.sh quiet, its summary true, Ctrl-C leaves nothing"
+tests/dev/test_dev.sh "$top/_build/werror" || { echo "test_dev failed"; exit 1; }
 
 step "Debian package: built from the tarball, installed on a fresh Debian 12 root, purged"
 (cd _build/werror && make check-deb) || { echo "check-deb failed"; exit 1; }
