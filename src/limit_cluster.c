@@ -86,7 +86,6 @@ int limit_cluster_key(const struct secret *secret, uint8_t class_id, const void 
 	/* A fixed label, so these MACs never equal a token's (token.c signs
 	 * with the same secret), then the class, then the key. */
 	static const char label[] = "chat-fcgi rate limit v1";
-	static const char hex[] = "0123456789abcdef";
 	unsigned char msg[sizeof label + 1 + LIMIT_KEY_MAX], md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	unsigned char *ok;
@@ -104,11 +103,7 @@ int limit_cluster_key(const struct secret *secret, uint8_t class_id, const void 
 		return -1;
 	out[0] = '\\';
 	out[1] = 'x';
-	for (int i = 0; i < 16; i++) {
-		out[2 + 2 * i] = hex[md[i] >> 4];
-		out[3 + 2 * i] = hex[md[i] & 15];
-	}
-	out[34] = '\0';
+	util_hex(md, 16, out + 2);
 	OPENSSL_cleanse(md, sizeof md);
 	return 0;
 }
