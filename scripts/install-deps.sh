@@ -25,7 +25,7 @@ RUN_PACKAGES=(
 # metrics scrape test and the browser tests.
 TEST_PACKAGES=(
 	apache2 libapache2-mod-fcgid libapache2-mod-qos
-	clang-format cppcheck valgrind wrk mandoc haproxy
+	clang-format cppcheck valgrind wrk mandoc haproxy iproute2
 	debhelper dh-autoreconf lintian debootstrap
 	clang libclang-rt-14-dev llvm
 	prometheus

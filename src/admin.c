@@ -206,8 +206,8 @@ static int apply_one(PGconn *c, const char *dir, const char *name, bool *applied
 static int cmd_migrate(const char *dir)
 {
 	struct config cfg;
-	const char *keys[16], *values[16];
-	char timeout[16], options[128];
+	const char *keys[DB_CONNINFO_MAX], *values[DB_CONNINFO_MAX];
+	struct db_conninfo_text text = {0};
 	char **names = NULL;
 	size_t count = 0, applied_count = 0;
 	struct dirent *de;
@@ -235,7 +235,7 @@ static int cmd_migrate(const char *dir)
 	closedir(d);
 	qsort(names, count, sizeof *names, by_name);
 
-	db_conninfo(&cfg, keys, values, 16, timeout, options);
+	db_conninfo(&cfg, keys, values, DB_CONNINFO_MAX, &text);
 	c = PQconnectdbParams(keys, values, 1);
 	if (PQstatus(c) != CONNECTION_OK) {
 		fprintf(stderr, "migrate: cannot connect: %s", PQerrorMessage(c));
@@ -302,15 +302,16 @@ static int cmd_ratelimit_stats(struct rl_table *t, const char *name)
  * form of the key), unlike the segment's commands. */
 static int forget_cluster_row(enum limit_class c, const char *key)
 {
-	const char *keys[16], *values[16];
-	char timeout[16], options[128], err[256];
+	const char *keys[DB_CONNINFO_MAX], *values[DB_CONNINFO_MAX];
+	struct db_conninfo_text text = {0};
+	char err[256];
 	struct config cfg;
 	PGconn *conn;
 	int n;
 
 	if (load_config(&cfg, false) != 0)
 		return -1;
-	db_conninfo(&cfg, keys, values, 16, timeout, options);
+	db_conninfo(&cfg, keys, values, DB_CONNINFO_MAX, &text);
 	conn = PQconnectdbParams(keys, values, 1);
 	if (PQstatus(conn) != CONNECTION_OK) {
 		fprintf(stderr, "ratelimit: cannot connect: %s", PQerrorMessage(conn));

@@ -42,7 +42,7 @@ void db_close(struct db *db)
 }
 
 size_t db_conninfo(const struct config *cfg, const char **keys, const char **values, size_t max,
-                   char connect_timeout[16], char options[128])
+                   struct db_conninfo_text *text)
 {
 	size_t n = 0;
 
@@ -70,9 +70,23 @@ size_t db_conninfo(const struct config *cfg, const char **keys, const char **val
 	ADD("sslrootcert", cfg->pg_sslrootcert);
 	/* libpq's own timeout is in whole seconds, at least 2; db_connect()
 	 * enforces the millisecond deadline, this covers chat-admin. */
-	snprintf(connect_timeout, 16, "%u",
+	snprintf(text->connect_timeout, sizeof text->connect_timeout, "%u",
 	         cfg->db_timeout_ms < 2000 ? 2 : (cfg->db_timeout_ms + 999) / 1000);
-	ADD("connect_timeout", connect_timeout);
+	ADD("connect_timeout", text->connect_timeout);
+	/* A server whose host vanished (power, network) sends no reset: only
+	 * TCP can tell.  tcp_user_timeout ends a connection, or a connect, whose
+	 * packets go unacknowledged for DB_TIMEOUT_MS, and keepalives find a
+	 * dead peer under an idle connection.  libpq also applies both to
+	 * PQcancel's own connection, which otherwise blocks in connect() for
+	 * the kernel's SYN retries, about two minutes (docs/DEPLOY.md). */
+	snprintf(text->tcp_user_timeout, sizeof text->tcp_user_timeout, "%u", cfg->db_timeout_ms);
+	ADD("tcp_user_timeout", text->tcp_user_timeout);
+	snprintf(text->keepalives_idle, sizeof text->keepalives_idle, "%u",
+	         (cfg->db_timeout_ms + 999) / 1000);
+	ADD("keepalives", "1");
+	ADD("keepalives_idle", text->keepalives_idle);
+	ADD("keepalives_interval", "1");
+	ADD("keepalives_count", "3");
 	/* TLS is the one transport: GSSAPI encryption, which libpq would
 	 * otherwise try first whenever a Kerberos ticket is around, is not
 	 * governed by sslmode. */
@@ -82,9 +96,9 @@ size_t db_conninfo(const struct config *cfg, const char **keys, const char **val
 	 * the one that takes writes; after a failover, to the promoted one.
 	 * Last, so a URL's own choice cannot override it. */
 	ADD("target_session_attrs", "read-write");
-	snprintf(options, 128, "-c statement_timeout=%u %s", cfg->db_timeout_ms,
-	         DB_SESSION_OPTIONS);
-	ADD("options", options);
+	snprintf(text->options, sizeof text->options, "-c statement_timeout=%u %s",
+	         cfg->db_timeout_ms, DB_SESSION_OPTIONS);
+	ADD("options", text->options);
 	ADD("application_name", "chat-fcgi");
 	keys[n] = NULL;
 	values[n] = NULL;
@@ -209,9 +223,10 @@ static void host_lists_from(const struct host_lists *hl, int from, struct host_l
 
 static PGconn *connect_start(const struct config *cfg, const struct host_lists *rest)
 {
-	const char *keys[20], *values[20];
-	char timeout[16], options[128];
-	size_t n = db_conninfo(cfg, keys, values, 16, timeout, options);
+	/* Our pairs, then up to three host-list overrides and the NULL. */
+	const char *keys[DB_CONNINFO_MAX + 3], *values[DB_CONNINFO_MAX + 3];
+	struct db_conninfo_text text = {0};
+	size_t n = db_conninfo(cfg, keys, values, DB_CONNINFO_MAX, &text);
 
 	if (rest) {
 		if (rest->host[0]) {

@@ -75,11 +75,23 @@ PGresult *db_exec(struct db *db, const struct db_statement *stmt, int nparams,
  */
 #define DB_SESSION_OPTIONS "-c search_path=chat"
 
+/* The values db_conninfo() computes, kept by the caller as long as the
+ * arrays are in use. */
+struct db_conninfo_text {
+	char connect_timeout[16];
+	char tcp_user_timeout[16];
+	char keepalives_idle[16];
+	char options[128];
+};
+
+/* Room for every pair db_conninfo() gives, and its NULL. */
+#define DB_CONNINFO_MAX 24
+
 /* Build libpq's keyword/value arrays from the configuration (exposed for
- * chat-admin, which connects the same way).  Returns the number of pairs;
- * the arrays are NULL-terminated and point into cfg or static storage, with
- * the two numeric values written into the caller's buffers. */
+ * chat-admin, which connects the same way).  Returns the number of pairs
+ * (at most max - 1); the arrays are NULL-terminated and point into cfg,
+ * static storage or *text. */
 size_t db_conninfo(const struct config *cfg, const char **keys, const char **values, size_t max,
-                   char connect_timeout[16], char options[128]);
+                   struct db_conninfo_text *text);
 
 #endif

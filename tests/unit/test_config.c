@@ -634,15 +634,15 @@ static const char *conninfo_value(const char **keys, const char **values, const 
 
 START_TEST(conninfo_tls_only)
 {
-	const char *keys[16], *values[16], *v;
-	char timeout[16], options[128];
+	const char *keys[DB_CONNINFO_MAX], *values[DB_CONNINFO_MAX], *v;
+	struct db_conninfo_text text = {0};
 
 	assert_ok(load_env(prod_base, "POSTGRES_PASSWORD",
 	                   "DATABASE_URL=postgresql://chat:" GOOD_PW
 	                   "@db.example/chat?sslmode=require"
 	                   "&gssencmode=require",
 	                   END));
-	ck_assert_uint_gt(db_conninfo(&cfg, keys, values, 16, timeout, options), 0);
+	ck_assert_uint_gt(db_conninfo(&cfg, keys, values, DB_CONNINFO_MAX, &text), 0);
 	ck_assert_str_eq(conninfo_value(keys, values, "dbname", NULL), cfg.database_url.bytes);
 	/* After the URL, so they override what it says. */
 	ck_assert_str_eq(conninfo_value(keys, values, "sslmode", "dbname"), cfg.pg_sslmode);
@@ -651,7 +651,7 @@ START_TEST(conninfo_tls_only)
 	ck_assert_ptr_nonnull(v);
 	ck_assert_ptr_nonnull(strstr(v, "-c statement_timeout=5000"));
 	ck_assert_ptr_nonnull(strstr(v, DB_SESSION_OPTIONS));
-	ck_assert_ptr_null(keys[db_conninfo(&cfg, keys, values, 16, timeout, options)]);
+	ck_assert_ptr_null(keys[db_conninfo(&cfg, keys, values, DB_CONNINFO_MAX, &text)]);
 }
 END_TEST
 

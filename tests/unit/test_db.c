@@ -46,9 +46,9 @@ static const char *value_of(const char **keys, const char **values, const char *
 
 START_TEST(conninfo_carries_our_settings)
 {
-	const char *keys[16], *values[16];
-	char timeout[16], options[128];
-	size_t n = db_conninfo(&cfg, keys, values, 16, timeout, options);
+	const char *keys[DB_CONNINFO_MAX], *values[DB_CONNINFO_MAX];
+	struct db_conninfo_text text = {0};
+	size_t n = db_conninfo(&cfg, keys, values, DB_CONNINFO_MAX, &text);
 
 	ck_assert_uint_gt(n, 0);
 	ck_assert_ptr_null(keys[n]);
@@ -62,8 +62,17 @@ START_TEST(conninfo_carries_our_settings)
 	ck_assert_ptr_nonnull(strstr(value_of(keys, values, "options"), "statement_timeout=2500"));
 	ck_assert_ptr_nonnull(strstr(value_of(keys, values, "options"), DB_SESSION_OPTIONS));
 	ck_assert_str_eq(value_of(keys, values, "gssencmode"), "disable");
+	/* A vanished host is found by TCP within DB_TIMEOUT_MS (libpq also
+	 * gives these to PQcancel's connection). */
+	ck_assert_str_eq(value_of(keys, values, "tcp_user_timeout"), "2500");
+	ck_assert_str_eq(value_of(keys, values, "keepalives"), "1");
+	ck_assert_str_eq(value_of(keys, values, "keepalives_idle"), "3");
+	ck_assert_str_eq(value_of(keys, values, "keepalives_interval"), "1");
+	ck_assert_str_eq(value_of(keys, values, "keepalives_count"), "3");
+	ck_assert_str_eq(value_of(keys, values, "target_session_attrs"), "read-write");
+	ck_assert_uint_lt(n, DB_CONNINFO_MAX);
 	/* The arrays stay NULL-terminated when they are short. */
-	n = db_conninfo(&cfg, keys, values, 3, timeout, options);
+	n = db_conninfo(&cfg, keys, values, 3, &text);
 	ck_assert_uint_eq(n, 2);
 	ck_assert_ptr_null(keys[2]);
 }
