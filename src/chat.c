@@ -569,17 +569,33 @@ void chat_conversation_list(struct worker *w, struct request *req, struct respon
 	PQclear(r);
 }
 
+/* The text of a statement's first parameters under
+ * /chat/conversations/{id}[/...]: the session ($1, $2), then the path's ids
+ * ($3, $4).  It must outlive the params array that points into it. */
+struct path_params {
+	char user_id[24];
+	char ids[2][24];
+};
+
+static void path_params(const struct request *req, size_t nids, struct path_params *t,
+                        const char *params[])
+{
+	auth_session_params(req, t->user_id, params);
+	for (size_t i = 0; i < nids && i < 2; i++) {
+		snprintf(t->ids[i], sizeof t->ids[i], "%" PRId64, req->path_ids[i]);
+		params[2 + i] = t->ids[i];
+	}
+}
+
 void chat_conversation_get(struct worker *w, struct request *req, struct response *res)
 {
-	char user_id[24], conv_text[24];
+	struct path_params pp;
 	const char *params[3];
 	struct json_object *conv, *members;
 	enum db_status st;
 	PGresult *r;
 
-	auth_session_params(req, user_id, params);
-	snprintf(conv_text, sizeof conv_text, "%" PRId64, req->path_ids[0]);
-	params[2] = conv_text;
+	path_params(req, 1, &pp, params);
 	r = db_exec(&w->db, &statements[SQL_CONVERSATION_GET], 3, params, &st);
 	if (!r) {
 		reply_db_error(res, st);
@@ -609,7 +625,8 @@ static bool member_add_settled(const PGresult *r)
 
 void chat_member_add(struct worker *w, struct request *req, struct response *res)
 {
-	char *email = NULL, user_id[24], conv_text[24];
+	struct path_params pp;
+	char *email = NULL;
 	size_t email_len;
 	const char *params[4];
 	struct json_object *o;
@@ -619,9 +636,7 @@ void chat_member_add(struct worker *w, struct request *req, struct response *res
 	if (field_text(req->json, &email_rule, &email, &email_len, res) < 0 ||
 	    field_email(email, email_len, "email", res) < 0)
 		goto out;
-	auth_session_params(req, user_id, params);
-	snprintf(conv_text, sizeof conv_text, "%" PRId64, req->path_ids[0]);
-	params[2] = conv_text;
+	path_params(req, 1, &pp, params);
 	params[3] = email;
 	r = exec_settled(w, SQL_MEMBER_ADD, 4, params, member_add_settled, &st);
 	if (!r) {
@@ -699,7 +714,8 @@ static bool send_settled(const PGresult *r)
 
 void chat_message_post(struct worker *w, struct request *req, struct response *res)
 {
-	char *body = NULL, user_id[24], conv_text[24];
+	struct path_params pp;
+	char *body = NULL;
 	size_t body_len;
 	const char *params[5], *key;
 	enum db_status st;
@@ -713,9 +729,7 @@ void chat_message_post(struct worker *w, struct request *req, struct response *r
 	}
 	if (field_idempotency_key(req, IDEMPOTENCY_MAX, &key, res) < 0)
 		goto out;
-	auth_session_params(req, user_id, params);
-	snprintf(conv_text, sizeof conv_text, "%" PRId64, req->path_ids[0]);
-	params[2] = conv_text;
+	path_params(req, 1, &pp, params);
 	params[3] = body;
 	params[4] = key;
 	r = exec_settled(w, key ? SQL_MESSAGE_POST_KEYED : SQL_MESSAGE_POST, key ? 5 : 4, params,
@@ -731,7 +745,7 @@ void chat_message_post(struct worker *w, struct request *req, struct response *r
 		reply_not_found(res);
 	} else if (PQgetisnull(r, 0, 4)) {
 		if (key)
-			message_by_key(w, req, res, conv_text, user_id, key);
+			message_by_key(w, req, res, pp.ids[0], pp.user_id, key);
 		else
 			reply_internal(res); /* no key, no conflict: cannot happen */
 	} else {
@@ -744,7 +758,8 @@ out:
 
 void chat_message_list(struct worker *w, struct request *req, struct response *res)
 {
-	char user_id[24], conv_text[24], after_text[24], before_text[24], limit_text[24];
+	struct path_params pp;
+	char after_text[24], before_text[24], limit_text[24];
 	const char *params[6];
 	int64_t limit, after = 0, before = INT64_MAX;
 	int has_after, nparams;
@@ -758,12 +773,10 @@ void chat_message_list(struct worker *w, struct request *req, struct response *r
 	    (has_after = field_query_int(req, "after", 0, INT64_MAX, &after, res)) < 0 ||
 	    field_query_int(req, "before", 1, INT64_MAX, &before, res) < 0)
 		return;
-	auth_session_params(req, user_id, params);
-	snprintf(conv_text, sizeof conv_text, "%" PRId64, req->path_ids[0]);
+	path_params(req, 1, &pp, params);
 	snprintf(after_text, sizeof after_text, "%" PRId64, after);
 	snprintf(before_text, sizeof before_text, "%" PRId64, before);
 	snprintf(limit_text, sizeof limit_text, "%" PRId64, limit);
-	params[2] = conv_text;
 	if (has_after) {
 		/* The first `limit` after `after`, still below `before`. */
 		stmt = &statements[SQL_MESSAGES_AFTER];
@@ -851,7 +864,8 @@ void chat_updates(struct worker *w, struct request *req, struct response *res)
 
 void chat_read_mark(struct worker *w, struct request *req, struct response *res)
 {
-	char user_id[24], conv_text[24], mark_text[24];
+	struct path_params pp;
+	char mark_text[24];
 	const char *params[4];
 	int64_t mark;
 	struct json_object *o;
@@ -860,10 +874,8 @@ void chat_read_mark(struct worker *w, struct request *req, struct response *res)
 
 	if (field_int(req->json, "message_id", 1, INT64_MAX, &mark, res) < 0)
 		return;
-	auth_session_params(req, user_id, params);
-	snprintf(conv_text, sizeof conv_text, "%" PRId64, req->path_ids[0]);
+	path_params(req, 1, &pp, params);
 	snprintf(mark_text, sizeof mark_text, "%" PRId64, mark);
-	params[2] = conv_text;
 	params[3] = mark_text;
 	r = db_exec(&w->db, &statements[SQL_READ_MARK], 4, params, &st);
 	if (!r) {
@@ -894,16 +906,12 @@ static bool member_remove_settled(const PGresult *r)
 
 void chat_member_remove(struct worker *w, struct request *req, struct response *res)
 {
-	char user_id[24], conv_text[24], target_text[24];
+	struct path_params pp;
 	const char *params[4];
 	enum db_status st;
 	PGresult *r;
 
-	auth_session_params(req, user_id, params);
-	snprintf(conv_text, sizeof conv_text, "%" PRId64, req->path_ids[0]);
-	snprintf(target_text, sizeof target_text, "%" PRId64, req->path_ids[1]);
-	params[2] = conv_text;
-	params[3] = target_text;
+	path_params(req, 2, &pp, params);
 	r = exec_settled(w, SQL_MEMBER_REMOVE, 4, params, member_remove_settled, &st);
 	if (!r) {
 		reply_db_error(res, st);
@@ -925,16 +933,12 @@ void chat_member_remove(struct worker *w, struct request *req, struct response *
 
 void chat_message_delete(struct worker *w, struct request *req, struct response *res)
 {
-	char user_id[24], conv_text[24], msg_text[24];
+	struct path_params pp;
 	const char *params[4];
 	enum db_status st;
 	PGresult *r;
 
-	auth_session_params(req, user_id, params);
-	snprintf(conv_text, sizeof conv_text, "%" PRId64, req->path_ids[0]);
-	snprintf(msg_text, sizeof msg_text, "%" PRId64, req->path_ids[1]);
-	params[2] = conv_text;
-	params[3] = msg_text;
+	path_params(req, 2, &pp, params);
 	r = db_exec(&w->db, &statements[SQL_MESSAGE_DELETE], 4, params, &st);
 	if (!r) {
 		reply_db_error(res, st);

@@ -8,6 +8,7 @@
 # query plans on 100k messages (auto_explain: one statement per request,
 # index scans, no sequential scan on messages or members).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/chat_lib.sh"
 
 # Limits have their own test (test_ratelimit.sh); here they would only get
 # in the way of the thousands of requests from one user.
@@ -19,36 +20,8 @@ auto_explain.log_min_duration = -1"
 e2e_start 4
 T0=$SECONDS
 
-jv() { printf '%s' "$BODY" | jq -r "$1"; }
-# Requests as a user: get TOKEN PATH [curl args], post TOKEN PATH JSON [curl args].
-get() {
-	local t=$1 p=$2
-	shift 2
-	req GET "$p" -H "Authorization: Bearer $t" "$@"
-}
-post() {
-	local t=$1 p=$2 d=$3
-	shift 3
-	json POST "$p" "$d" -H "Authorization: Bearer $t" "$@"
-}
-field_is() { # FIELD: 422 validation_failed naming FIELD
-	[ "$STATUS" = 422 ] && is_json .error validation_failed && is_json .field "$1"
-}
-bad_request_is() { # FIELD: 400 bad_request naming FIELD
-	[ "$STATUS" = 400 ] && is_json .error bad_request && is_json .field "$1"
-}
-not_found() { is_error 404 not_found; }
 unauthorized() { is_error 401 unauthorized && has_header WWW-Authenticate Bearer; }
-sql() { stack_psql chat -tA -c "$1"; }
 rep() { local s="" i; for ((i = 0; i < $1; i++)); do s+=$2; done; printf '%s' "$s"; }
-# user EMAIL NAME: register and log in; sets UID_ and TOKEN.
-user() {
-	json POST /auth/register "{\"email\":\"$1\",\"password\":\"password-$2\",\"display_name\":\"$2\"}"
-	UID_=$(jv .id)
-	json POST /auth/login "{\"email\":\"$1\",\"password\":\"password-$2\"}"
-	TOKEN=$(jv .access_token)
-}
-section() { echo "# --- $1 (t=$((SECONDS - T0))s)"; }
 
 user alice@x.io Alice; A=$TOKEN; alice_id=$UID_
 user bob@x.io Bob; B=$TOKEN; bob_id=$UID_
@@ -219,16 +192,6 @@ check "DELETE on a conversation: 405 with Allow: GET" bash -c '[ "$0" = 405 ] &&
 section "paging over 250 messages"
 # bulk_post TOKEN CID PREFIX N OUT: N sends over one keep-alive connection;
 # OUT gets one "<response body>\t<status>" line each.
-bulk_post() {
-	local tok=$1 cid=$2 prefix=$3 n=$4 out=$5 cfg=$STACK_DIR/bulk-$3.cfg i
-	for ((i = 1; i <= n; i++)); do
-		[ "$i" -gt 1 ] && echo next
-		printf 'url = "%s"\nheader = "Authorization: Bearer %s"\nheader = "Content-Type: application/json"\n' \
-			"$BASE/chat/conversations/$cid/messages" "$tok"
-		printf 'data-binary = "{\\"body\\":\\"%s-%d\\"}"\nwrite-out = "\\t%%{http_code}\\n"\nmax-time = 20\nsilent\n' "$prefix" "$i"
-	done >"$cfg"
-	curl -K "$cfg" >"$out" 2>/dev/null
-}
 post "$A" /chat/conversations '{"title":"History","members":["bob@x.io"]}'
 cp=$(jv .id)
 bulk_post "$A" "$cp" pa 125 "$STACK_DIR/pa.out" &
@@ -518,10 +481,6 @@ tail -n +"$((log_start + 1))" "$STACK_DIR/pg/server.log" | awk '
 	{ print > (dir "/plan." n) }' dir="$STACK_DIR"
 mapfile -t PLANS < <(grep -l "Query Text: .*sessions s WHERE s.id = \$1" "$STACK_DIR"/plan.* 2>/dev/null)
 check "one statement per request: 9 requests, ${#PLANS[@]} chat statements executed" [ "${#PLANS[@]}" = 9 ]
-plan_of() { grep -l "Query Text: .*$1" "${PLANS[@]}" | head -n 1; }
-show_plan() { # evidence for the log: the scan lines of the plan
-	grep -E "Scan|Limit|Sort|Nested|Join" "$1" | sed -E 's/  \(cost=.*//; s/^[[:space:]]*/#     /'
-}
 p_before=$(plan_of "ORDER BY m.id DESC")
 p_after=$(plan_of "m.id > \$4::bigint")
 p_list=$(plan_of "ORDER BY c.activity DESC")
@@ -540,18 +499,7 @@ check "send without a key: no Seq Scan on messages, members or conversations" \
 check "no plan of the window scans messages or members sequentially" bash -c '! grep -Eq "Seq Scan on (messages|members)" "$@"' "${PLANS[@]}"
 
 # The same statements' SQL with literal values, through EXPLAIN in psql.
-literal_sql() { # PLAN-FILE $1..$6: the statement's text with literals
-	local text
-	text=$(grep -o 'Query Text: .*' "$1" | head -n 1 | sed 's/^Query Text: //')
-	shift
-	local i=$#
-	while [ "$i" -ge 1 ]; do
-		text=${text//\$$i/\'${!i}\'}
-		i=$((i - 1))
-	done
-	printf '%s' "$text"
-}
-jti=$(printf '%s' "$A" | cut -d. -f2 | tr -- '-_' '+/' | { s=$(cat); while [ $((${#s} % 4)) -ne 0 ]; do s="$s="; done; printf '%s' "$s"; } | openssl base64 -A -d | jq -r .jti)
+jti=$(jti "$A")
 explain() { stack_psql chat -tA -c "SET search_path = chat; EXPLAIN $1"; }
 explain "$(literal_sql "$p_before" "$jti" "$alice_id" "$cb" 9223372036854775807 50)" >"$STACK_DIR/explain.before"
 explain "$(literal_sql "$p_after" "$jti" "$alice_id" "$cb" "${ALL[0]}" 9223372036854775807 50)" >"$STACK_DIR/explain.after"

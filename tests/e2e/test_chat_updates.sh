@@ -10,6 +10,7 @@
 # concurrent sends and marks; then the plans on a conversation of 12 000
 # messages (auto_explain: one statement per request, index scans only).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/chat_lib.sh"
 
 export RATE_LIMIT_AUTH=off RATE_LIMIT_CHAT=off RATE_LIMIT_READ=off
 STACK_PG_EXTRA="$STACK_PG_EXTRA
@@ -18,34 +19,7 @@ auto_explain.log_min_duration = -1"
 e2e_start 4
 T0=$SECONDS
 
-jv() { printf '%s' "$BODY" | jq -r "$1"; }
-get() {
-	local t=$1 p=$2
-	shift 2
-	req GET "$p" -H "Authorization: Bearer $t" "$@"
-}
-post() {
-	local t=$1 p=$2 d=$3
-	shift 3
-	json POST "$p" "$d" -H "Authorization: Bearer $t" "$@"
-}
-del() {
-	local t=$1 p=$2
-	shift 2
-	req DELETE "$p" -H "Authorization: Bearer $t" "$@"
-}
-field_is() { [ "$STATUS" = 422 ] && is_json .error validation_failed && is_json .field "$1"; }
-bad_request_is() { [ "$STATUS" = 400 ] && is_json .error bad_request && is_json .field "$1"; }
-not_found() { is_error 404 not_found; }
 forbidden() { is_error 403 forbidden; }
-sql() { stack_psql chat -tA -c "$1"; }
-user() {
-	json POST /auth/register "{\"email\":\"$1\",\"password\":\"password-$2\",\"display_name\":\"$2\"}"
-	UID_=$(jv .id)
-	json POST /auth/login "{\"email\":\"$1\",\"password\":\"password-$2\"}"
-	TOKEN=$(jv .access_token)
-}
-section() { echo "# --- $1 (t=$((SECONDS - T0))s)"; }
 # updates TOKEN SINCE: GET /chat/updates?since=SINCE
 updates() { get "$1" "/chat/updates?since=$2"; }
 item() { jv ".items[]|select(.id == $1)|$2"; } # CONV FILTER: of the updates or list answer
@@ -253,16 +227,6 @@ check "a retry of its Idempotency-Key: 200, the tombstone, nothing stored again"
 # --- 4. concurrency -----------------------------------------------------------------
 # bulk_post TOKEN CID PREFIX N OUT: N sends over one keep-alive connection;
 # OUT gets one "<response body>\t<status>" line each, in order.
-bulk_post() {
-	local tok=$1 cid=$2 prefix=$3 n=$4 out=$5 cfg=$STACK_DIR/bulk-$3.cfg i
-	for ((i = 1; i <= n; i++)); do
-		[ "$i" -gt 1 ] && echo next
-		printf 'url = "%s"\nheader = "Authorization: Bearer %s"\nheader = "Content-Type: application/json"\n' \
-			"$BASE/chat/conversations/$cid/messages" "$tok"
-		printf 'data-binary = "{\\"body\\":\\"%s-%d\\"}"\nwrite-out = "\\t%%{http_code}\\n"\nmax-time = 20\nsilent\n' "$prefix" "$i"
-	done >"$cfg"
-	curl -K "$cfg" >"$out" 2>/dev/null
-}
 
 section "sends racing a removal"
 race_ok=1 race_total_201=0 race_total_404=0
@@ -401,8 +365,6 @@ tail -n +"$((log_start + 1))" "$STACK_DIR/pg/server.log" | awk '
 	{ print > (dir "/plan." n) }' dir="$STACK_DIR"
 mapfile -t PLANS < <(grep -l "Query Text: .*sessions s WHERE s.id = \$1" "$STACK_DIR"/plan.* 2>/dev/null)
 check "one statement per request: 8 requests, ${#PLANS[@]} chat statements executed" [ "${#PLANS[@]}" = 8 ]
-plan_of() { grep -l "Query Text: .*$1" "${PLANS[@]}" | head -n 1; }
-show_plan() { grep -E "Scan|Limit|Sort|Nested|Join" "$1" | sed -E 's/  \(cost=.*//; s/^[[:space:]]*/#     /'; }
 p_upd=$(plan_of "pg_snapshot_xmin")
 p_mark=$(plan_of "greatest(m.read_seq, mark.seq)")
 p_list=$(plan_of "ORDER BY c.activity DESC")
@@ -416,18 +378,6 @@ check "read mark: a backward probe of messages_pkey, no Seq Scan on messages or 
 check "list of a user in 3000 conversations: members_user, then the read state of the page by index, no Seq Scan on members" \
 	bash -c 'grep -Eq "Index (Only )?Scan using members_user on members m( |$)" "$0" && grep -Eq "Index Scan using members_(user|pkey) on members r( |$)" "$0" && ! grep -q "Seq Scan on members" "$0"' "$p_list"
 check "no plan of the window scans messages or members sequentially" bash -c '! grep -Eq "Seq Scan on (messages|members)" "$@"' "${PLANS[@]}"
-jti() { printf '%s' "$1" | cut -d. -f2 | tr -- '-_' '+/' | { s=$(cat); while [ $((${#s} % 4)) -ne 0 ]; do s="$s="; done; printf '%s' "$s"; } | openssl base64 -A -d | jq -r .jti; }
-literal_sql() {
-	local text
-	text=$(grep -o 'Query Text: .*' "$1" | head -n 1 | sed 's/^Query Text: //')
-	shift
-	local i=$#
-	while [ "$i" -ge 1 ]; do
-		text=${text//\$$i/\'${!i}\'}
-		i=$((i - 1))
-	done
-	printf '%s' "$text"
-}
 explain() { stack_psql chat -tA -c "SET search_path = chat; EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) $1"; }
 explain "$(literal_sql "$p_upd" "$(jti "$B")" "$bob_id" "$cpl")" >"$STACK_DIR/explain.updates"
 explain "$(literal_sql "$p_upd" "$(jti "$B")" "$bob_id" 999999999999)" >"$STACK_DIR/explain.empty"
