@@ -89,9 +89,9 @@ static int check_reason(const char *want)
 	return got && strcmp(got, want) == 0 ? OK : WRONG_REASON;
 }
 
-/* A SIGTERM during start-up (before the first wait) neither kills the
- * worker nor gets lost: the first wait says leave. */
-START_TEST(signal_during_start_up_is_kept)
+/* A child raises sig before its first wait, then confines itself: the
+ * wait must say leave, with sig as the reason. */
+static void expect_raised_signal_leaves(int sig, const char *name, const char *what)
 {
 	int p[2];
 	pid_t pid;
@@ -100,37 +100,29 @@ START_TEST(signal_during_start_up_is_kept)
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		if (stop_init() != 0 || raise(SIGTERM) != 0 || confine() != 0)
+		if (stop_init() != 0 || raise(sig) != 0 || confine() != 0)
 			leave(SETUP_FAILED);
 		if (stop_wait(p[0]) != STOP_WAIT_LEAVE)
 			leave(WRONG_RESULT);
-		leave(check_reason("SIGTERM"));
+		leave(check_reason(name));
 	}
-	expect_exit(wait_child(pid, 5), OK, "SIGTERM before the first wait");
+	expect_exit(wait_child(pid, 5), OK, what);
 	close(p[0]);
 	close(p[1]);
+}
+
+/* A SIGTERM during start-up (before the first wait) neither kills the
+ * worker nor gets lost: the first wait says leave. */
+START_TEST(signal_during_start_up_is_kept)
+{
+	expect_raised_signal_leaves(SIGTERM, "SIGTERM", "SIGTERM before the first wait");
 }
 END_TEST
 
 /* SIGUSR1, libfcgi's graceful stop, is one too. */
 START_TEST(sigusr1_is_a_stop)
 {
-	int p[2];
-	pid_t pid;
-
-	ck_assert_int_eq(pipe(p), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		if (stop_init() != 0 || raise(SIGUSR1) != 0 || confine() != 0)
-			leave(SETUP_FAILED);
-		if (stop_wait(p[0]) != STOP_WAIT_LEAVE)
-			leave(WRONG_RESULT);
-		leave(check_reason("SIGUSR1"));
-	}
-	expect_exit(wait_child(pid, 5), OK, "SIGUSR1");
-	close(p[0]);
-	close(p[1]);
+	expect_raised_signal_leaves(SIGUSR1, "SIGUSR1", "SIGUSR1");
 }
 END_TEST
 
